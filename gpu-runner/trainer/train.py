@@ -1,0 +1,308 @@
+"""Fine-tunes a LoRA adapter of gpt-oss on chat conversations and writes it into models/ by the seed's contract.
+
+    # the embedded default: a tiny gpt-oss built on the spot, on the CPU, with the bundled sample conversations
+    python -u gpu-runner/trainer/train.py --profile quick_test
+
+    # a GPU host: Unsloth on CUDA, the real model, the team's data, overrides recorded in training_info.txt
+    python -u gpu-runner/trainer/train.py --profile standard --r 32 --scheduler cosine --gpu 1 \
+        --base-model unsloth/gpt-oss-20b-unsloth-bnb-4bit --dataset data/team.jsonl --models-dir /srv/models
+
+stdout carries one JSON message per line (protocol/PROTOCOL.md); everything for people goes to stderr.
+The run reads top to bottom: settings → data → model → LoRA → trainer → train → save → latest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import protocol  # noqa: E402
+from models_dir import (  # noqa: E402
+    base_name_for, final_loss, band_for, make_model_dir, move_latest, write_training_info,
+)
+
+# ---- settings -------------------------------------------------------------------------------------------------
+TABLES = json.loads((HERE / "profiles.json").read_text(encoding="utf-8"))
+PROFILES = TABLES["profiles"]            # the seed's table plus per-profile hyperparameters
+OVERRIDES = TABLES["overrides"]          # what a user may override, with its allowed values
+DEFAULT_DATASET = HERE / "data" / "sample_conversations.jsonl"
+DEFAULT_TINY_DIR = HERE.parent.parent / ".cache" / "tiny-gpt-oss"
+SEED = 3407
+LORA_ALPHA_PER_RANK = 2                  # lora_alpha = 2 × r, as in Unsloth's gpt-oss notebook
+WARMUP_FRACTION = 0.1                    # of max_steps, at most 10 steps
+SAVE_TOTAL_LIMIT = 2                     # checkpoints kept per model folder (newest first)
+ATTENTION_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+# gpt-oss keeps its experts as 3-D parameters, not Linear modules: peft reaches them with target_parameters.
+EXPERT_PARAMETERS = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
+EXIT_BAD_INPUT, EXIT_FAILED, EXIT_CANCELLED = 2, 1, 143
+
+
+class Cancelled(Exception):
+    """SIGTERM or SIGINT arrived: stop, mark the folder cancelled, never move latest."""
+
+
+def log(*parts: object) -> None:
+    print("[train]", *parts, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", required=True, help=f"one of: {', '.join(PROFILES)}")
+    p.add_argument("--r", type=int, help=f"LoRA rank ({OVERRIDES['r']['min']}-{OVERRIDES['r']['max']}; "
+                                         "default: the profile's)")
+    p.add_argument("--scheduler", help=f"one of: {', '.join(OVERRIDES['scheduler']['choices'])}")
+    p.add_argument("--gpu", type=int, help="CUDA device index to train on (sets CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--backend", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="cuda: Unsloth; cpu: transformers + peft + trl; auto: cuda when a GPU is visible")
+    p.add_argument("--base-model", default="tiny",
+                   help="a local folder or hub id; 'tiny' builds the embedded tiny gpt-oss (default)")
+    p.add_argument("--base-name", help="the {base} part of the folder name (default: derived from --base-model)")
+    p.add_argument("--dataset", type=Path, default=DEFAULT_DATASET, help="JSONL of {'messages': [...]} chats")
+    p.add_argument("--models-dir", type=Path, default=Path("models"))
+    p.add_argument("--targets", choices=["all", "attention"], default="all",
+                   help="all: attention and MoE experts (default); attention: attention only, on request")
+    p.add_argument("--job-id", default="", help="recorded in training_info.txt")
+    p.add_argument("--requested-by", default="", help="recorded in training_info.txt")
+    args = p.parse_args(argv)
+    problems = []
+    if args.profile not in PROFILES:
+        problems.append(f"unknown profile '{args.profile}'; choose one of {', '.join(PROFILES)}")
+    lo, hi = OVERRIDES["r"]["min"], OVERRIDES["r"]["max"]
+    if args.r is not None and not lo <= args.r <= hi:
+        problems.append(f"r must be a whole number from {lo} to {hi}")
+    if args.scheduler is not None and args.scheduler not in OVERRIDES["scheduler"]["choices"]:
+        problems.append(f"unknown scheduler '{args.scheduler}'; choose one of "
+                        f"{', '.join(OVERRIDES['scheduler']['choices'])}")
+    if not args.dataset.is_file():
+        problems.append(f"dataset not found: {args.dataset}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return args
+
+
+def load_conversations(path: Path, limit: int) -> list[list[dict]]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            messages = json.loads(line)["messages"]
+            assert isinstance(messages, list) and any(m["role"] == "assistant" for m in messages)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            raise ValueError(f"{path.name} line {n}: expected {{\"messages\": [...]}} with an assistant turn")
+        rows.append(messages)
+        if len(rows) == limit:
+            break
+    if not rows:
+        raise ValueError(f"{path.name} holds no conversations")
+    return rows
+
+
+def tokenize_assistant_only(tokenizer, messages: list[dict], max_len: int) -> dict:
+    """input_ids of the whole chat (the tokenizer's own chat template) and a mask that is 1 on assistant tokens only:
+    each assistant turn is what the template adds after the generation prompt of the turns before it."""
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
+    mask = [0] * len(ids)
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        start = len(tokenizer.apply_chat_template(messages[:i], tokenize=True, add_generation_prompt=True,
+                                                  return_dict=False))
+        end = len(tokenizer.apply_chat_template(messages[: i + 1], tokenize=True, return_dict=False))
+        mask[start:end] = [1] * (end - start)
+    return {"input_ids": ids[:max_len], "assistant_masks": mask[:max_len]}
+
+
+def load_model(backend: str, base_model: str, max_seq_length: int):
+    """(model, tokenizer) on the chosen backend. Unsloth is imported here only: it raises on a machine without a GPU."""
+    if backend == "cuda":
+        from unsloth import FastLanguageModel  # noqa: F401  (must come before transformers on CUDA)
+        return FastLanguageModel.from_pretrained(base_model, max_seq_length=max_seq_length, load_in_4bit=True,
+                                                 dtype=None)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+    return model, AutoTokenizer.from_pretrained(base_model)
+
+
+def add_lora(model, backend: str, r: int, targets: str):
+    """Wrap the model with LoRA; return it with the facts about what got adapters."""
+    from peft import LoraConfig, get_peft_model
+    config = LoraConfig(r=r, lora_alpha=LORA_ALPHA_PER_RANK * r, lora_dropout=0.0, bias="none",
+                        target_modules=ATTENTION_TARGETS,
+                        target_parameters=EXPERT_PARAMETERS if targets == "all" else None,
+                        task_type="CAUSAL_LM")
+    if backend == "cuda":
+        from unsloth import FastLanguageModel
+        model = FastLanguageModel.get_peft_model(model, r=r, lora_alpha=LORA_ALPHA_PER_RANK * r,
+                                                 target_modules=ATTENTION_TARGETS, lora_dropout=0.0, bias="none",
+                                                 use_gradient_checkpointing="unsloth", random_state=SEED,
+                                                 target_parameters=config.target_parameters)
+    else:
+        model = get_peft_model(model, config)
+    lora_names = [n for n, _ in model.named_parameters() if "lora_" in n]
+    expert_names = [n for n in lora_names if ".experts." in n]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if targets == "all" and not expert_names:
+        raise RuntimeError("no MoE expert got LoRA weights; pass --targets attention to train attention only")
+    adapted = [t for t in ATTENTION_TARGETS if any(f".{t}." in n for n in lora_names)]
+    if expert_names:
+        adapted += [p.rsplit(".", 1)[-1] for p in EXPERT_PARAMETERS]
+    return model, {"lora_targets": targets, "adapted_modules": ", ".join(adapted),
+                   "adapted_expert_tensors": len(expert_names), "trainable_parameters": trainable}
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.time()
+    protocol.claim_stdout()
+    try:
+        args = parse_args(argv)
+    except ValueError as e:
+        protocol.emit("error", kind="bad_input", message=str(e))
+        return EXIT_BAD_INPUT
+    if args.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
+    signal.signal(signal.SIGTERM, _raise_cancelled)
+    signal.signal(signal.SIGINT, _raise_cancelled)
+
+    profile = PROFILES[args.profile]
+    r = args.r or profile["lora_r"]
+    scheduler = args.scheduler or OVERRIDES["scheduler"]["default"]
+    base_model = str(ensure_tiny(DEFAULT_TINY_DIR)) if args.base_model == "tiny" else args.base_model
+    base_name = args.base_name or base_name_for(args.base_model)
+    folder = make_model_dir(args.models_dir, base_name, args.profile, datetime.now())
+    facts: dict = {"status": "running", "model_name": folder.name, "profile": args.profile,
+                   "base_model": args.base_model, "job_id": args.job_id, "requested_by": args.requested_by,
+                   "started_at": datetime.now().astimezone().isoformat(timespec="seconds")}
+    write_training_info(folder, facts)
+    losses: list[float] = []
+    step_count = 0
+    try:
+        import torch
+        backend = args.backend if args.backend != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        defaults_file = Path(base_model) / "training_defaults.json"
+        base_defaults = json.loads(defaults_file.read_text()) if defaults_file.is_file() else {}
+        lr = base_defaults.get("learning_rate", profile["learning_rate"])
+        facts.update(backend=backend, lora_r=r, lora_alpha=LORA_ALPHA_PER_RANK * r, scheduler=scheduler,
+                     learning_rate=lr, max_steps=profile["steps"], batch_size=profile["batch_size"],
+                     grad_accum=profile["grad_accum"], max_seq_length=profile["max_seq_length"], seed=SEED,
+                     dataset=str(args.dataset), gpu=args.gpu if args.gpu is not None else "")
+
+        # data → model → LoRA
+        conversations = load_conversations(args.dataset, profile["dataset_examples"])
+        per_step = profile["batch_size"] * profile["grad_accum"]
+        epochs = profile["steps"] * per_step / len(conversations)
+        facts.update(dataset_requested=profile["dataset_examples"], dataset_examples=len(conversations),
+                     epochs_planned=round(epochs, 2))
+        protocol.emit("start", model_name=folder.name, output_dir=str(folder.resolve()), profile=args.profile,
+                      base_model=args.base_model, backend=backend, max_steps=profile["steps"],
+                      dataset_examples=len(conversations), dataset_requested=profile["dataset_examples"],
+                      lora_r=r, scheduler=scheduler, resumed_from_step=None)
+        if len(conversations) < profile["dataset_examples"]:
+            protocol.emit("notice", message=f"the dataset holds {len(conversations)} conversations; {args.profile} "
+                                            f"asks for {profile['dataset_examples']}: training on "
+                                            f"{len(conversations)} (about {epochs:.1f} epochs)")
+        model, tokenizer = load_model(backend, base_model, profile["max_seq_length"])
+        model, lora_facts = add_lora(model, backend, r, args.targets)
+        facts.update(lora_facts)
+        log(f"LoRA r={r} on {lora_facts['adapted_modules']}: {lora_facts['trainable_parameters']:,} trainable")
+
+        # trainer → train
+        from datasets import Dataset
+        from transformers import TrainerCallback
+        from trl import SFTConfig, SFTTrainer
+        rows = [tokenize_assistant_only(tokenizer, c, profile["max_seq_length"]) for c in conversations]
+
+        class Report(TrainerCallback):
+            def on_log(self, _args, state, _control, logs=None, **_):
+                nonlocal step_count
+                if logs and "loss" in logs:
+                    loss = protocol.finite_or_none(float(logs["loss"]))
+                    losses.append(float(logs["loss"]))
+                    step_count = state.global_step
+                    protocol.emit("step", step=state.global_step, max_steps=state.max_steps, loss=loss,
+                                  learning_rate=protocol.finite_or_none(logs.get("learning_rate")),
+                                  epoch=round(float(state.epoch or 0), 4), elapsed_s=round(time.time() - started, 2))
+
+            def on_save(self, _args, state, _control, **_):
+                protocol.emit("checkpoint", step=state.global_step,
+                              path=str((folder / f"checkpoint-{state.global_step}").resolve()))
+
+        config = SFTConfig(
+            output_dir=str(folder), max_steps=profile["steps"], per_device_train_batch_size=profile["batch_size"],
+            gradient_accumulation_steps=profile["grad_accum"], learning_rate=lr, lr_scheduler_type=scheduler,
+            warmup_steps=min(10, int(profile["steps"] * WARMUP_FRACTION)), logging_steps=1,
+            save_steps=profile["save_every"], save_total_limit=SAVE_TOTAL_LIMIT, seed=SEED,
+            max_length=profile["max_seq_length"], report_to="none", disable_tqdm=True,
+            use_cpu=backend == "cpu", bf16=backend == "cuda", dataloader_num_workers=0, optim="adamw_torch",
+        )
+        trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
+                             processing_class=tokenizer, callbacks=[Report()])
+        trainer.train()
+
+        # save → facts → latest
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        loss = final_loss(losses)
+        band = band_for(loss)
+        facts.update(status="succeeded", final_loss=_fmt(loss), quality=f"{band['emoji']} {band['label']}",
+                     band=band["id"], steps=step_count, epochs_seen=round(step_count * per_step / len(rows), 2),
+                     duration_s=round(time.time() - started, 1),
+                     finished_at=datetime.now().astimezone().isoformat(timespec="seconds"))
+        write_training_info(folder, facts)
+        (folder / "loss_history.json").write_text(json.dumps(losses) + "\n")
+        moved = band["id"] != "diverged"
+        if moved:
+            move_latest(args.models_dir, folder)
+        protocol.emit("done", model_name=folder.name, output_dir=str(folder.resolve()),
+                      final_loss=protocol.finite_or_none(loss), band=band["id"], steps=step_count,
+                      epochs=facts["epochs_seen"], duration_s=facts["duration_s"], latest=moved)
+        return 0
+    except Cancelled:
+        _finish_failed(folder, facts, losses, "cancelled", f"cancelled at step {step_count}")
+        protocol.emit("error", kind="cancelled", message=f"cancelled at step {step_count}")
+        return EXIT_CANCELLED
+    except Exception as e:  # one line for the channel; the traceback for the log
+        import traceback
+        traceback.print_exc(file=sys.stderr)
+        kind = "out_of_memory" if "out of memory" in str(e).lower() else "failed"
+        message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip().rstrip(":")
+        _finish_failed(folder, facts, losses, kind, message)
+        protocol.emit("error", kind=kind, message=message[:500])
+        return EXIT_FAILED
+
+
+def ensure_tiny(path: Path) -> Path:
+    from tiny_model import ensure_tiny_model
+    return ensure_tiny_model(path)
+
+
+def _raise_cancelled(_signum, _frame):
+    raise Cancelled()
+
+
+def _fmt(loss: float) -> str:
+    return f"{loss:.4f}" if math.isfinite(loss) else str(loss)
+
+
+def _finish_failed(folder: Path, facts: dict, losses: list[float], status: str, reason: str) -> None:
+    """Mark the folder as not usable; it keeps its checkpoints (for a resume) but never becomes latest."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    facts.update(status=status, error=reason, steps=len(losses),
+                 finished_at=datetime.now().astimezone().isoformat(timespec="seconds"))
+    try:
+        write_training_info(folder, facts)
+    except OSError as e:
+        log(f"could not mark {folder} as {status}: {e}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
