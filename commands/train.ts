@@ -1,0 +1,75 @@
+/** /train <profile> [r] [scheduler] queues a LoRA run; /train status [job] and /train cancel <job> follow it up. */
+import { defineCommand, type CommandContext, type Handler, type OptionSpec } from '../src/command-kit.ts';
+import { InvalidInput, UserError } from '../src/errors.ts';
+import { jobCard, jobStatus, progressLine } from '../src/format.ts';
+import type { TrainJobData } from '../src/jobs.ts';
+import { PROFILES, PROFILE_NAMES, RANK, SCHEDULERS } from '../src/tables.ts';
+
+const overrides: OptionSpec[] = [
+  { name: 'r', description: `LoRA rank, ${RANK.min}-${RANK.max} (default: the profile's)`, type: 'integer', min: RANK.min, max: RANK.max },
+  { name: 'scheduler', description: 'learning-rate schedule', type: 'string', choices: SCHEDULERS },
+];
+const jobOption = (required: boolean): OptionSpec => ({ name: 'job', description: 'the job id from the job card', type: 'string', required });
+
+async function queueTraining(profile: string, ctx: CommandContext, args: Record<string, unknown>): Promise<void> {
+  const { queue, watcher } = ctx.bot;
+  const data: TrainJobData = {
+    profile,
+    ...(args.r !== undefined && { r: args.r as number }),
+    ...(args.scheduler !== undefined && { scheduler: args.scheduler as string }),
+    requestedBy: { id: ctx.user.id, name: ctx.user.name, platform: ctx.surface.platform },
+    origin: { platform: ctx.surface.platform, channelId: ctx.channelId },
+  };
+  const { job, position, running } = await queue.add(data);
+  await ctx.reply(jobCard(job.id!, data, position, running));
+  const status = progressLine(job.id!, null).replace('starting…', 'waiting for a runner…');
+  const ref = await ctx.surface.post(ctx.channelId, status);
+  await job.updateData({ ...data, origin: { ...data.origin, messageId: ref.id } }).catch(() => undefined);
+  void watcher.follow(job.id!, ctx.surface, ref, status, ctx.bot.config.progressEditIntervalMs ?? ctx.surface.editIntervalMs);
+}
+
+const profiles: Handler[] = PROFILE_NAMES.map((name) => {
+  const p = PROFILES[name]!;
+  return {
+    name,
+    group: 'profile',
+    description: `${p.steps} steps, ${p.dataset_examples} examples: ${p.use}`,
+    options: overrides,
+    run: (ctx, args) => queueTraining(name, ctx, args),
+  };
+});
+
+const status: Handler = {
+  name: 'status',
+  description: "a job's progress (default: your jobs that are waiting or running)",
+  options: [jobOption(false)],
+  async run(ctx, args) {
+    if (args.job !== undefined) {
+      await ctx.replyPrivate(jobStatus(await ctx.bot.queue.view(String(args.job))));
+      return;
+    }
+    const mine = (await ctx.bot.queue.pending()).filter((j) => j.data.requestedBy.id === ctx.user.id);
+    await ctx.replyPrivate(mine.length ? mine.map(jobStatus).join('\n') : 'You have no jobs waiting or running; /queue shows everyone’s.');
+  },
+};
+
+const cancel: Handler = {
+  name: 'cancel',
+  description: 'stop a job, waiting or running; latest stays where it was',
+  options: [jobOption(true)],
+  async run(ctx, args) {
+    const id = String(args.job);
+    const view = await ctx.bot.queue.view(id);
+    if (view.state !== 'waiting' && view.state !== 'active') throw new InvalidInput(`job ${id} has already ${view.state === 'completed' ? 'finished' : view.state}`);
+    if (view.data.requestedBy.id !== ctx.user.id) throw new UserError(`job ${id} belongs to ${view.data.requestedBy.name}; only they can cancel it`);
+    const how = await ctx.bot.queue.cancel(id, ctx.user.name);
+    await ctx.replyPrivate(how === 'removed' ? `🛑 job ${id} cancelled before it started` : `🛑 stopping job ${id}…`);
+  },
+};
+
+export default defineCommand({
+  name: 'train',
+  description: 'Fine-tune a LoRA adapter of gpt-oss, or check on and cancel a run',
+  subcommandLabel: 'profile',
+  subcommands: [...profiles, status, cancel],
+});

@@ -1,0 +1,124 @@
+/**
+ * The GPU runner: a BullMQ worker that takes one training job at a time (per GPU), runs the trainer, and reports the
+ * trainer's messages as job progress. Cancels arrive on a Redis channel from any bot process.
+ */
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT, type Config } from '../src/config.ts';
+import { keys, TRAIN_QUEUE, TrainJobData, type TrainProgress, type TrainResult } from '../src/jobs.ts';
+import { logger } from '../src/log.ts';
+import { runTrainer, TrainerFailed } from './trainer-process.ts';
+
+const log = logger('runner');
+export const TRAINER_SCRIPT = join(REPO_ROOT, 'gpu-runner/trainer/train.py');
+
+export interface RunnerOptions {
+  config: Config;
+  /** A Redis connection the runner may use for commands; it opens its own for blocking calls. */
+  connection: Redis;
+  /** BullMQ's stalled-job check interval (ms); tests shorten it. */
+  stalledInterval?: number;
+}
+
+export interface Runner {
+  worker: Worker;
+  name: string;
+  close(): Promise<void>;
+}
+
+/** The trainer's command-line arguments for a job: every value is one array element, never shell text. */
+export function trainerArgs(config: Config, data: TrainJobData, job: Pick<Job, 'id'>): string[] {
+  const args = ['--profile', data.profile, '--models-dir', config.modelsDir, '--dataset', config.dataset];
+  args.push('--base-model', config.baseModel, '--backend', config.trainerBackend);
+  args.push('--job-id', String(job.id), '--requested-by', `${data.requestedBy.name} (${data.requestedBy.platform})`);
+  if (data.r !== undefined) args.push('--r', String(data.r));
+  if (data.scheduler !== undefined) args.push('--scheduler', data.scheduler);
+  if (config.gpuId !== undefined) args.push('--gpu', String(config.gpuId));
+  return args;
+}
+
+export async function startRunner({ config, connection, stalledInterval }: RunnerOptions): Promise<Runner> {
+  const name = `${hostname()}${config.gpuId !== undefined ? `/gpu${config.gpuId}` : ''}`;
+  const prefix = config.queuePrefix;
+
+  const processor = async (job: Job, _token?: string, signal?: AbortSignal): Promise<TrainResult> => {
+    const parsed = TrainJobData.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`bad job data: ${parsed.error.issues[0]?.message}`);
+    const data = parsed.data;
+    const flag = await connection.get(keys.cancelFlag(prefix, job.id!));
+    if (flag) throw new UnrecoverableError(`cancelled by ${JSON.parse(flag).by} before it started`);
+
+    const progress: TrainProgress = { phase: 'starting', step: 0, maxSteps: 0, loss: null, elapsedS: 0, notices: [], runner: name };
+    await job.updateProgress(progress);
+    log.info(`job ${job.id}: ${data.profile} for ${data.requestedBy.name}`);
+    try {
+      const done = await runTrainer({
+        python: config.python,
+        script: TRAINER_SCRIPT,
+        args: trainerArgs(config, data, job),
+        cwd: REPO_ROOT,
+        signal,
+        killGraceMs: config.trainerKillGraceMs,
+        onMessage: async (m) => {
+          if (m.type === 'start') Object.assign(progress, { modelName: m.model_name, maxSteps: m.max_steps, datasetExamples: m.dataset_examples });
+          else if (m.type === 'notice') progress.notices.push(m.message);
+          else if (m.type === 'step') {
+            progress.firstStep ??= { step: m.step, elapsedS: m.elapsed_s };
+            Object.assign(progress, { phase: 'training', step: m.step, maxSteps: m.max_steps, loss: m.loss, elapsedS: m.elapsed_s });
+          }
+          else if (m.type === 'done' && m.steps >= progress.maxSteps) progress.phase = 'saving';
+          else return;
+          await job.updateProgress({ ...progress });
+        },
+      });
+      log.info(`job ${job.id}: done, ${done.model_name}, final loss ${done.final_loss}`);
+      return {
+        modelName: done.model_name,
+        finalLoss: done.final_loss,
+        band: done.band,
+        steps: done.steps,
+        durationS: done.duration_s,
+        latest: done.latest,
+      };
+    } catch (e) {
+      if (!(e instanceof TrainerFailed)) throw e;
+      log.warn(`job ${job.id}: ${e.kind}: ${e.message}`);
+      if (e.kind === 'cancelled') {
+        const by = await connection.get(keys.cancelFlag(prefix, job.id!));
+        throw new UnrecoverableError(by ? `cancelled by ${JSON.parse(by).by} at step ${progress.step}` : `cancelled at step ${progress.step}`);
+      }
+      // A trainer failure repeats on a retry (bad data, out of memory): fail now, with its one line.
+      throw new UnrecoverableError(e.message);
+    }
+  };
+
+  const worker = new Worker(TRAIN_QUEUE, processor, {
+    connection,
+    prefix,
+    concurrency: 1,
+    autorun: false,
+    stalledInterval: stalledInterval ?? 30_000,
+  });
+  worker.on('error', (e) => log.error('worker error', e));
+
+  const subscriber = connection.duplicate();
+  await subscriber.subscribe(keys.cancelChannel(prefix));
+  subscriber.on('message', (_channel, jobId: string) => {
+    if (worker.cancelJob(jobId, 'cancelled')) log.info(`job ${jobId}: cancel requested`);
+  });
+
+  void worker.run();
+  await worker.waitUntilReady();
+  log.info(`runner ${name} is taking training jobs (backend ${config.trainerBackend})`);
+  return {
+    worker,
+    name,
+    async close() {
+      worker.cancelAllJobs('the runner is shutting down');
+      await worker.close();
+      await subscriber.quit().catch(() => undefined);
+    },
+  };
+}

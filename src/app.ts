@@ -1,0 +1,37 @@
+/**
+ * Starts and stops everything one bot process runs: Redis (its own, on the embedded default), the GPU runner (when
+ * embedded) and the bot core. main.ts adds the chat adapters; tests and benchmarks start the same way.
+ */
+import type { Redis } from 'ioredis';
+import { startRunner, type Runner } from '../gpu-runner/runner.ts';
+import { createBot, type Bot } from './bot.ts';
+import type { Config } from './config.ts';
+import { connectRedis, startEmbeddedRedis, type EmbeddedRedis } from './redis.ts';
+
+export interface App {
+  bot: Bot;
+  runner: Runner | null;
+  connection: Redis;
+  redisUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startApp(config: Config, options: { stalledInterval?: number } = {}): Promise<App> {
+  const embedded: EmbeddedRedis | null = config.redisUrl ? null : await startEmbeddedRedis();
+  const redisUrl = config.redisUrl ?? embedded!.url;
+  const connection = connectRedis(redisUrl);
+  const runner = config.embeddedRunner ? await startRunner({ config, connection, stalledInterval: options.stalledInterval }) : null;
+  const bot = await createBot(config, connection);
+  return {
+    bot,
+    runner,
+    connection,
+    redisUrl,
+    async stop() {
+      await bot.close();
+      await runner?.close();
+      await connection.quit().catch(() => connection.disconnect());
+      await embedded?.stop();
+    },
+  };
+}

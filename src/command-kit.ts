@@ -1,0 +1,171 @@
+/**
+ * Commands are written once, for every platform: a declarative definition (options with types and choices) and a
+ * handler. This module turns a platform's input (a line of text, or already-named option values) into validated
+ * arguments, and gives a handler what it may do (reply, reply privately, follow a job).
+ */
+import { InvalidInput } from './errors.ts';
+import type { BotServices } from './bot.ts';
+
+export type OptionType = 'string' | 'integer' | 'text';
+
+export interface OptionSpec {
+  name: string;
+  description: string;
+  type: OptionType;
+  required?: boolean;
+  choices?: readonly string[];
+  min?: number;
+  max?: number;
+}
+
+export type Args = Record<string, string | number | undefined>;
+
+export interface Handler {
+  name: string;
+  description: string;
+  /** Handlers of one group share a usage line in /help (the training profiles). */
+  group?: string;
+  options: readonly OptionSpec[];
+  run(ctx: CommandContext, args: Args): Promise<void>;
+}
+
+export interface CommandSpec {
+  name: string;
+  description: string;
+  /** What the first word picks when the command has subcommands ("profile or action"). */
+  subcommandLabel?: string;
+  subcommands?: readonly Handler[];
+  options?: readonly OptionSpec[];
+  run?(ctx: CommandContext, args: Args): Promise<void>;
+}
+
+export function defineCommand(spec: CommandSpec): CommandSpec {
+  return spec;
+}
+
+/** A message the bot posted, as the platform adapter encodes it (opaque to the core). */
+export interface MessageRef {
+  channelId: string;
+  id: string;
+}
+
+/** What the core needs from a chat platform to talk in a channel. */
+export interface ChatSurface {
+  readonly platform: string;
+  /** The least time between two edits of one message (ms): the platform's limit. */
+  readonly editIntervalMs: number;
+  post(channelId: string, text: string): Promise<MessageRef>;
+  edit(ref: MessageRef, text: string): Promise<void>;
+}
+
+export interface CommandContext {
+  user: { id: string; name: string };
+  channelId: string;
+  surface: ChatSurface;
+  bot: BotServices;
+  /** A message in the channel that everyone sees. */
+  reply(text: string): Promise<MessageRef>;
+  /** A message only the caller sees (Discord ephemeral, Slack ephemeral, the console prints it). */
+  replyPrivate(text: string): Promise<void>;
+}
+
+/** Splits a command line into words; "double" or 'single' quotes keep spaces. */
+export function tokenize(text: string): string[] {
+  const words: string[] = [];
+  const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
+  for (let m = re.exec(text); m; m = re.exec(text)) words.push(m[1] ?? m[2] ?? m[3]!);
+  return words;
+}
+
+export function usage(command: CommandSpec, handler?: Handler): string {
+  const opts = (handler?.options ?? command.options ?? []).map((o) => (o.required ? `<${o.name}>` : `[${o.name}]`));
+  const sub = handler && command.subcommands ? ` ${handler.name}` : '';
+  return `/${command.name}${sub}${opts.length ? ' ' + opts.join(' ') : ''}`;
+}
+
+/** Finds the handler a line of text asks for and validates its arguments; throws InvalidInput with one line. */
+export function parseText(command: CommandSpec, text: string): { handler: Handler; args: Args } {
+  const words = tokenize(text);
+  let handler: Handler;
+  if (command.subcommands) {
+    const first = words.shift();
+    if (first === undefined) throw new InvalidInput(`/${command.name} needs a ${command.subcommandLabel ?? 'subcommand'}; ${choices(command)}`);
+    const found = command.subcommands.find((s) => s.name === first);
+    if (!found) throw new InvalidInput(`unknown ${command.subcommandLabel ?? 'subcommand'} '${clip(first)}'; ${choices(command)}`);
+    handler = found;
+  } else {
+    handler = { name: command.name, description: command.description, options: command.options ?? [], run: command.run! };
+  }
+  const raw: Record<string, string> = {};
+  const positional = handler.options;
+  let next = 0;
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    const named = /^--([A-Za-z_][\w-]*)$/.exec(word) ?? /^([A-Za-z_][\w-]*)=/.exec(word);
+    if (named) {
+      const name = named[1]!;
+      const option = handler.options.find((o) => o.name === name);
+      if (!option) {
+        const takes = handler.options.map((o) => o.name);
+        throw new InvalidInput(`unknown option '${clip(name)}'; ${usage(command, handler)} takes ${takes.length ? takes.join(', ') : 'no options'}`);
+      }
+      const value = word.startsWith('--') ? words[++i] : word.slice(name.length + 1);
+      if (value === undefined || value === '') throw new InvalidInput(`${name} needs a value`);
+      raw[name] = value;
+      continue;
+    }
+    while (next < positional.length && raw[positional[next]!.name] !== undefined) next++;
+    const option = positional[next];
+    if (!option) throw new InvalidInput(`unexpected '${clip(word)}'; usage: ${usage(command, handler)}`);
+    raw[option.name] = option.type === 'text' ? words.slice(i).join(' ') : word;
+    if (option.type === 'text') break;
+    next++;
+  }
+  return { handler, args: validateArgs(handler, raw) };
+}
+
+/** Checks option values (from text, or from a platform that names them) against the handler's options. */
+export function validateArgs(handler: Handler, raw: Record<string, unknown>): Args {
+  const args: Args = {};
+  for (const name of Object.keys(raw)) {
+    if (!handler.options.some((o) => o.name === name)) throw new InvalidInput(`unknown option '${clip(name)}'`);
+  }
+  for (const o of handler.options) {
+    const value = raw[o.name];
+    if (value === undefined || value === null || value === '') {
+      if (o.required) throw new InvalidInput(`${o.name} is required: ${o.description}`);
+      continue;
+    }
+    const text = String(value).trim();
+    if (o.type === 'integer') {
+      const n = /^[+]?\d{1,9}$/.test(text) ? Number(text) : NaN;
+      const range = o.min !== undefined && o.max !== undefined ? ` from ${o.min} to ${o.max}` : '';
+      if (!Number.isInteger(n) || (o.min !== undefined && n < o.min) || (o.max !== undefined && n > o.max)) {
+        throw new InvalidInput(`${o.name} must be a whole number${range}`);
+      }
+      args[o.name] = n;
+    } else {
+      if (o.choices && !o.choices.includes(text)) {
+        throw new InvalidInput(`unknown ${o.name} '${clip(text)}'; choose one of ${o.choices.join(', ')}`);
+      }
+      if (/[\u0000-\u001f\u007f]/.test(text)) throw new InvalidInput(`${o.name} contains control characters`);
+      args[o.name] = text;
+    }
+  }
+  return args;
+}
+
+/** "choose one of a, b, c" — a group (the profiles) first, then the other subcommands. */
+function choices(command: CommandSpec): string {
+  const subs = command.subcommands ?? [];
+  const grouped = subs.filter((s) => s.group).map((s) => s.name);
+  const others = subs.filter((s) => !s.group).map((s) => s.name);
+  if (!grouped.length) return `choose one of ${others.join(', ')}`;
+  return `choose one of ${grouped.join(', ')}${others.length ? ` (or ${others.join(', ')})` : ''}`;
+}
+
+/** Quotes a user's word back safely: short, no control characters, no markdown breakers. */
+export const clip = (s: string, n = 40) => {
+  const clean = s.replace(/[\u0000-\u001f\u007f`*_~|<>@]/g, '?');
+  return clean.length > n ? `${clean.slice(0, n - 1)}…` : clean;
+};

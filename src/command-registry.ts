@@ -1,0 +1,92 @@
+/**
+ * Loads one module per command from commands/, checks each one's shape (naming the file that is wrong), and
+ * dispatches: unknown command → a short hint; the handler runs in one try/catch; a UserError's line goes to the
+ * caller privately, anything else goes to the log and the caller gets one line with a reference.
+ */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { parseText, validateArgs, clip, type Args, type CommandContext, type CommandSpec, type Handler } from './command-kit.ts';
+import { UserError } from './errors.ts';
+import { logger } from './log.ts';
+
+const log = logger('commands');
+
+export class CommandShapeError extends Error {
+  override name = 'CommandShapeError';
+}
+
+export function checkShape(file: string, value: unknown): CommandSpec {
+  const c = value as Partial<CommandSpec> | undefined;
+  const problems: string[] = [];
+  if (!c || typeof c !== 'object') problems.push('has no default export from defineCommand()');
+  else {
+    if (typeof c.name !== 'string' || !/^[a-z][a-z0-9_-]{0,31}$/.test(c.name)) problems.push('name must be 1-32 lowercase letters, digits, - or _');
+    if (typeof c.description !== 'string' || c.description.length === 0 || c.description.length > 100) problems.push('description must be 1-100 characters');
+    if (!c.subcommands && typeof c.run !== 'function') problems.push('needs run() or subcommands');
+    for (const s of c.subcommands ?? []) if (typeof s.run !== 'function') problems.push(`subcommand ${s.name} needs run()`);
+  }
+  if (problems.length) throw new CommandShapeError(`${file}: ${problems.join('; ')}`);
+  return c as CommandSpec;
+}
+
+export class CommandRegistry {
+  private constructor(readonly commands: ReadonlyMap<string, CommandSpec>) {}
+
+  static of(commands: CommandSpec[]): CommandRegistry {
+    return new CommandRegistry(new Map(commands.map((c) => [c.name, c])));
+  }
+
+  static async load(dir: string): Promise<CommandRegistry> {
+    const files = (await readdir(dir)).filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts')).sort();
+    const commands: CommandSpec[] = [];
+    for (const file of files) {
+      const mod = await import(pathToFileURL(join(dir, file)).href);
+      const command = checkShape(`commands/${file}`, mod.default);
+      if (commands.some((c) => c.name === command.name)) throw new CommandShapeError(`commands/${file}: /${command.name} is defined twice`);
+      commands.push(command);
+    }
+    return new CommandRegistry(new Map(commands.map((c) => [c.name, c])));
+  }
+
+  /** Runs `/name rest-of-line` typed as text (console, Slack). */
+  async dispatchText(name: string, text: string, ctx: CommandContext): Promise<void> {
+    const command = this.commands.get(name);
+    if (!command) {
+      await ctx.replyPrivate(`unknown command /${clip(name, 32)}; /help lists the commands`);
+      return;
+    }
+    await this.run(command, ctx, () => parseText(command, text));
+  }
+
+  /** Runs a command whose options the platform already named (Discord). */
+  async dispatchNamed(name: string, sub: string | undefined, raw: Record<string, unknown>, ctx: CommandContext): Promise<void> {
+    const command = this.commands.get(name);
+    if (!command) {
+      log.warn(`unknown command /${name}`);
+      return;
+    }
+    await this.run(command, ctx, () => {
+      const handler: Handler = sub
+        ? command.subcommands?.find((s) => s.name === sub) ?? { name: sub, description: '', options: [], run: async () => { throw new UserError(`unknown subcommand '${clip(sub)}'`); } }
+        : { name: command.name, description: command.description, options: command.options ?? [], run: command.run! };
+      return { handler, args: validateArgs(handler, raw) };
+    });
+  }
+
+  private async run(command: CommandSpec, ctx: CommandContext, parse: () => { handler: Handler; args: Args }): Promise<void> {
+    try {
+      const { handler, args } = parse();
+      await handler.run(ctx, args);
+    } catch (e) {
+      if (e instanceof UserError) {
+        await ctx.replyPrivate(`⚠️ ${e.message}`).catch((err) => log.warn('could not reply', err));
+        return;
+      }
+      const ref = randomBytes(3).toString('hex');
+      log.error(`/${command.name} failed for ${ctx.user.name} (ref ${ref})`, e);
+      await ctx.replyPrivate(`💥 /${command.name} failed unexpectedly (ref ${ref}); the bot's log has the details`).catch(() => undefined);
+    }
+  }
+}

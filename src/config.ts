@@ -1,0 +1,101 @@
+/**
+ * Every setting, read once from the environment (and `.env` if present) and checked with zod at start-up. Every
+ * problem is listed at once. Nothing else in the code reads process.env. `.env.example` documents each setting.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+  .transform((v) => ['true', '1', 'yes'].includes(v));
+const path = (fallback: string) =>
+  z
+    .string()
+    .min(1)
+    .default(fallback)
+    .transform((p) => resolve(REPO_ROOT, p));
+
+const EnvSchema = z.object({
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('chatops'),
+  EMBEDDED_RUNNER: bool.optional(),
+  MODELS_DIR: path('models'),
+  DATASET: path('gpu-runner/trainer/data/sample_conversations.jsonl'),
+  BASE_MODEL: z.string().min(1).default('tiny'),
+  TRAINER_BACKEND: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+  PYTHON: path('.venv/bin/python'),
+  GPU_ID: z.coerce.number().int().nonnegative().optional(),
+  TRAINER_KILL_GRACE_MS: z.coerce.number().int().positive().default(10_000),
+  PROGRESS_EDIT_INTERVAL_MS: z.coerce.number().int().nonnegative().optional(),
+  CONSOLE_USER: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).optional(),
+});
+
+export interface Config {
+  redisUrl: string | undefined;
+  queuePrefix: string;
+  /** Run the GPU runner inside the bot process (the embedded default does, when REDIS_URL is unset). */
+  embeddedRunner: boolean;
+  modelsDir: string;
+  dataset: string;
+  baseModel: string;
+  trainerBackend: 'auto' | 'cpu' | 'cuda';
+  python: string;
+  gpuId: number | undefined;
+  trainerKillGraceMs: number;
+  /** Overrides the platform's own edit interval for progress messages (ms). */
+  progressEditIntervalMs: number | undefined;
+  consoleUser: string;
+  /** Unset: each entry point picks its own (the console bot: warn; a runner host: info). */
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
+  /** Values that must never appear in a log or a message. */
+  secrets: string[];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid settings:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: Record<string, string | undefined> = readEnv()): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const secrets: string[] = [];
+  if (e.REDIS_URL) {
+    const u = new URL(e.REDIS_URL);
+    if (u.password) secrets.push(decodeURIComponent(u.password), u.password);
+  }
+  return {
+    redisUrl: e.REDIS_URL,
+    queuePrefix: e.QUEUE_PREFIX,
+    embeddedRunner: e.EMBEDDED_RUNNER ?? e.REDIS_URL === undefined,
+    modelsDir: e.MODELS_DIR,
+    dataset: e.DATASET,
+    baseModel: e.BASE_MODEL,
+    trainerBackend: e.TRAINER_BACKEND,
+    python: e.PYTHON,
+    gpuId: e.GPU_ID,
+    trainerKillGraceMs: e.TRAINER_KILL_GRACE_MS,
+    progressEditIntervalMs: e.PROGRESS_EDIT_INTERVAL_MS,
+    consoleUser: e.CONSOLE_USER ?? env.USER ?? 'you',
+    logLevel: e.LOG_LEVEL,
+    secrets: secrets.filter((s) => s.length >= 4),
+  };
+}
+
+/** process.env, with `.env` from the repository root loaded first when it exists. */
+function readEnv(): Record<string, string | undefined> {
+  const file = resolve(REPO_ROOT, '.env');
+  if (existsSync(file)) process.loadEnvFile(file);
+  return process.env;
+}

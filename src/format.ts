@@ -1,0 +1,99 @@
+/** How the core words things: job cards, progress lines, final lines, model lists. Plain text with light markdown. */
+import type { JobView } from './queue.ts';
+import type { ModelEntry } from './model-registry.ts';
+import type { TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
+import { bandById, bandFor, PROFILES } from './tables.ts';
+
+const BAR_WIDTH = 20;
+
+export function progressBar(step: number, max: number, width = BAR_WIDTH): string {
+  const filled = max > 0 ? Math.min(width, Math.round((step / max) * width)) : 0;
+  return `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
+}
+
+/** 75 → "1:15", 3725 → "1:02:05". */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
+}
+
+export const lossText = (loss: number | null) => (loss === null ? 'n/a' : loss.toFixed(loss < 10 ? 3 : 1));
+
+function settings(data: TrainJobData): string {
+  const parts = [];
+  if (data.r !== undefined) parts.push(`r=${data.r}`);
+  if (data.scheduler !== undefined) parts.push(`scheduler=${data.scheduler}`);
+  return parts.length ? ` (${parts.join(', ')})` : '';
+}
+
+export function jobCard(id: string, data: TrainJobData, position: number, running: number): string {
+  const p = PROFILES[data.profile]!;
+  const queue =
+    position === 0 ? 'starting now' : position === 1 && running === 0 ? 'next up' : `position ${position} in the queue${running ? ` (${running} running)` : ''}`;
+  return [
+    `🧪 Training job **${id}** queued: **${data.profile}**${settings(data)}`,
+    `   ${p.steps} steps · ${p.dataset_examples} examples · ${queue} · /train cancel ${id} to stop it`,
+  ].join('\n');
+}
+
+export function progressLine(id: string, progress: TrainProgress | null): string {
+  if (!progress || progress.phase === 'starting') {
+    return `⏳ job ${id}: starting${progress?.runner ? ` on ${progress.runner}` : ''}…`;
+  }
+  const { step, maxSteps, loss, elapsedS, firstStep } = progress;
+  // The pace since the first step: model loading before it says nothing about the steps to come.
+  const pace = firstStep && step > firstStep.step ? (elapsedS - firstStep.elapsedS) / (step - firstStep.step) : null;
+  const eta = pace !== null && maxSteps > step ? ` · ETA ${duration(pace * (maxSteps - step))}` : '';
+  const band = loss === null ? '' : ` ${bandFor(loss).emoji}`;
+  const saving = progress.phase === 'saving' ? ' · saving' : '';
+  return `⏳ job ${id} [${progressBar(step, maxSteps)}] ${step}/${maxSteps} · loss ${lossText(loss)}${band} · ${duration(elapsedS)} elapsed${eta}${saving}`;
+}
+
+export function finishedLine(id: string, result: TrainResult): string {
+  const band = bandById(result.band);
+  const latest = result.latest ? ' (now latest)' : ' (not made latest: the loss diverged)';
+  return `✅ job ${id} done · final loss ${lossText(result.finalLoss)} ${band.emoji} ${band.label} · ${duration(result.durationS)} · model \`${result.modelName}\`${latest}`;
+}
+
+export function failedLine(id: string, reason: string): string {
+  const cancelled = /^cancelled/.test(reason);
+  return `${cancelled ? '🛑' : '❌'} job ${id} ${cancelled ? reason : `failed: ${reason}`}`;
+}
+
+export function jobStatus(view: JobView): string {
+  const who = `${view.data.profile}${settings(view.data)} for ${view.data.requestedBy.name}`;
+  switch (view.state) {
+    case 'waiting':
+      return `🕒 job ${view.id} waiting: ${who}`;
+    case 'active':
+      return `${progressLine(view.id, view.progress)} · ${who}`;
+    case 'completed':
+      return view.result ? finishedLine(view.id, view.result) : `✅ job ${view.id} done`;
+    case 'cancelled':
+      return `🛑 job ${view.id} cancelled by ${view.cancelledBy}: ${who}`;
+    case 'failed':
+      return failedLine(view.id, view.failedReason ?? 'unknown reason');
+    default:
+      return `job ${view.id}: ${view.state}`;
+  }
+}
+
+const two = (n: number) => String(n).padStart(2, '0');
+const localMinute = (d: Date) =>
+  `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+
+export function modelList(models: ModelEntry[]): string {
+  if (models.length === 0) return 'No models yet. `/train quick_test` makes one in a few minutes.';
+  const rows = models.map((m) => {
+    const when = localMinute(m.createdAt);
+    const state =
+      m.status === 'succeeded'
+        ? `loss ${lossText(m.finalLoss)} ${m.band!.emoji} ${m.band!.label}`
+        : { running: '⏳ training', failed: '❌ failed', cancelled: '🛑 cancelled', unknown: '❔ no training_info.txt' }[m.status];
+    return `${m.isLatest ? '→' : ' '} \`${m.name}\` · ${m.profile} · ${when} · ${state}${m.rank ? ` · r=${m.rank}` : ''}${m.isLatest ? ' · latest' : ''}`;
+  });
+  return [`**Models** (newest first, ${models.length}):`, ...rows].join('\n');
+}

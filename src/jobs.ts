@@ -1,0 +1,54 @@
+/** What travels through the queue: a training job's data, its progress and its result, each checked with zod. */
+import { z } from 'zod';
+import { PROFILE_NAMES, RANK, SCHEDULERS } from './tables.ts';
+
+export const TRAIN_QUEUE = 'train';
+
+export const Requester = z.object({
+  id: z.string().min(1),
+  name: z.string().min(1),
+  platform: z.string().min(1),
+});
+export type Requester = z.infer<typeof Requester>;
+
+export const TrainJobData = z.object({
+  profile: z.enum(PROFILE_NAMES as [string, ...string[]]),
+  r: z.number().int().min(RANK.min).max(RANK.max).optional(),
+  scheduler: z.enum(SCHEDULERS as [string, ...string[]]).optional(),
+  requestedBy: Requester,
+  /** Where the job was asked for, so a progress message can be found again. */
+  origin: z.object({ platform: z.string(), channelId: z.string(), messageId: z.string().optional() }),
+});
+export type TrainJobData = z.infer<typeof TrainJobData>;
+
+export const TrainProgress = z.object({
+  phase: z.enum(['starting', 'training', 'saving']),
+  step: z.number().int().nonnegative(),
+  maxSteps: z.number().int().nonnegative(),
+  loss: z.number().nullable(),
+  elapsedS: z.number().nonnegative(),
+  /** The first step this run logged and when: the pace (and so the ETA) is measured from there. */
+  firstStep: z.object({ step: z.number().int(), elapsedS: z.number() }).optional(),
+  modelName: z.string().optional(),
+  datasetExamples: z.number().int().optional(),
+  notices: z.array(z.string()).default([]),
+  runner: z.string().optional(),
+});
+export type TrainProgress = z.infer<typeof TrainProgress>;
+
+export const TrainResult = z.object({
+  modelName: z.string(),
+  finalLoss: z.number().nullable(),
+  band: z.string(),
+  steps: z.number().int(),
+  durationS: z.number(),
+  latest: z.boolean(),
+});
+export type TrainResult = z.infer<typeof TrainResult>;
+
+/** Redis names shared by the bot and the runners (under the queue prefix). */
+export const keys = {
+  cancelChannel: (prefix: string) => `${prefix}:train:cancel`,
+  cancelFlag: (prefix: string, jobId: string) => `${prefix}:train:cancelled:${jobId}`,
+};
+export const CANCEL_FLAG_TTL_S = 7 * 24 * 3600;

@@ -1,0 +1,81 @@
+/** Reads models/: the trained adapters, their facts from training_info.txt, and which one `latest` points at. */
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseModelName } from './model-names.ts';
+import { bandById, bandFor, type Band } from './tables.ts';
+
+export type ModelStatus = 'succeeded' | 'running' | 'failed' | 'cancelled' | 'unknown';
+
+export interface ModelEntry {
+  name: string;
+  profile: string;
+  base: string;
+  createdAt: Date;
+  sequence: number;
+  status: ModelStatus;
+  finalLoss: number | null;
+  band: Band | null;
+  rank: number | null;
+  isLatest: boolean;
+  info: Record<string, string>;
+}
+
+export function parseTrainingInfo(text: string): Record<string, string> {
+  const facts: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const at = line.indexOf(': ');
+    if (at > 0) facts[line.slice(0, at).trim()] = line.slice(at + 2).trim();
+  }
+  return facts;
+}
+
+export class ModelRegistry {
+  constructor(readonly dir: string) {}
+
+  async latestName(): Promise<string | null> {
+    try {
+      return (await readlink(join(this.dir, 'latest'))).replace(/\/+$/, '').split('/').pop() ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Every model folder (archive/ and hidden entries left out), newest first. */
+  async list(): Promise<ModelEntry[]> {
+    let entries;
+    try {
+      entries = await readdir(this.dir, { withFileTypes: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const latest = await this.latestName();
+    const models: ModelEntry[] = [];
+    for (const entry of entries) {
+      if (!entry.isDirectory() || entry.name === 'archive' || entry.name.startsWith('.')) continue;
+      const parsed = parseModelName(entry.name);
+      if (!parsed) continue;
+      const info = await readFile(join(this.dir, entry.name, 'training_info.txt'), 'utf8')
+        .then(parseTrainingInfo)
+        .catch(() => ({}) as Record<string, string>);
+      const status = (['succeeded', 'running', 'failed', 'cancelled'].includes(info.status ?? '')
+        ? info.status
+        : info.final_loss !== undefined ? 'succeeded' : 'unknown') as ModelStatus;
+      const loss = info.final_loss !== undefined ? Number(info.final_loss) : null;
+      models.push({
+        name: entry.name,
+        ...parsed,
+        status,
+        finalLoss: loss,
+        band: status !== 'succeeded' ? null : info.band ? bandById(info.band) : bandFor(loss),
+        rank: info.lora_r ? Number(info.lora_r) : null,
+        isLatest: entry.name === latest,
+        info,
+      });
+    }
+    return models.sort(
+      (a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.sequence - a.sequence || a.name.localeCompare(b.name),
+    );
+  }
+}

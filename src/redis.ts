@@ -1,0 +1,95 @@
+/**
+ * Redis for the queue: a connection to REDIS_URL, or, on the embedded default, a redis-server of our own on a free
+ * loopback port with nothing persisted, stopped again at shutdown.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { Redis } from 'ioredis';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { logger } from './log.ts';
+
+const log = logger('redis');
+
+/** One connection with the options BullMQ needs (no per-command retry limit for its blocking calls). */
+export function connectRedis(url: string): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false });
+  let lastError = '';
+  redis.on('error', (e: Error) => {
+    if (e.message !== lastError) log.warn(`connection problem: ${e.message}`);
+    lastError = e.message;
+  });
+  redis.on('ready', () => {
+    if (lastError) log.info('connection is back');
+    lastError = '';
+  });
+  return redis;
+}
+
+export interface EmbeddedRedis {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startEmbeddedRedis(binary = 'redis-server'): Promise<EmbeddedRedis> {
+  const dir = await mkdtemp(join(tmpdir(), 'chatops-redis-'));
+  const port = await freePort();
+  let child: ResultPromise;
+  try {
+    child = execa(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+      reject: false,
+      stdin: 'ignore',
+      buffer: false,
+    });
+  } catch (e) {
+    throw new Error(`could not start ${binary}: install Redis (Debian: apt-get install redis-server) or set REDIS_URL`, { cause: e });
+  }
+  const url = `redis://127.0.0.1:${port}`;
+  const ready = await waitForPing(url, child, 10_000);
+  if (!ready) {
+    child.kill('SIGKILL');
+    throw new Error(`${binary} did not start on port ${port}: install Redis (apt-get install redis-server) or set REDIS_URL`);
+  }
+  log.debug(`embedded redis-server on ${url}`);
+  return {
+    url,
+    async stop() {
+      child.kill('SIGTERM');
+      await child;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitForPing(url: string, child: ResultPromise, timeoutMs: number): Promise<boolean> {
+  let exited = false;
+  child.then(() => (exited = true), () => (exited = true));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !exited) {
+    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => undefined);
+    try {
+      await probe.connect();
+      if ((await probe.ping()) === 'PONG') return true;
+    } catch {
+      // not up yet
+    } finally {
+      probe.disconnect();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
