@@ -114,7 +114,8 @@ export function parseText(command: CommandSpec, text: string): { handler: Handle
       raw[name] = value;
       continue;
     }
-    while (next < positional.length && raw[positional[next]!.name] !== undefined) next++;
+    // A word fills the next free option; an integer option only takes a word that looks like a number.
+    while (next < positional.length && (raw[positional[next]!.name] !== undefined || (positional[next]!.type === 'integer' && !/^[+-]?[\d.]+$/.test(word)))) next++;
     const option = positional[next];
     if (!option) throw new InvalidInput(`unexpected '${clip(word)}'; usage: ${usage(command, handler)}`);
     raw[option.name] = option.type === 'text' ? words.slice(i).join(' ') : word;

@@ -2,7 +2,7 @@
 type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-let threshold: Level = 'info';
+let threshold: Level = 'warn';
 let secrets: string[] = [];
 let sink: (line: string) => void = (line) => process.stderr.write(line + '\n');
 

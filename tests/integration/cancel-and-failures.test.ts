@@ -1,0 +1,121 @@
+/** Cancelling and failing runs: what the channel says, what is left on disk, and that no trainer process lingers. */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../src/config.ts';
+import { startHarness, type Harness } from '../helpers/harness.ts';
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const trainersOfJob = (id: string) =>
+  execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes('train.py') && l.includes(`--job-id ${id} `));
+
+function modelsWithKeptLatest(dir: string): void {
+  mkdirSync(join(dir, 'tiny-gpt-oss_quick_test_20250101_0000'));
+  writeFileSync(join(dir, 'tiny-gpt-oss_quick_test_20250101_0000/training_info.txt'), 'status: succeeded\nfinal_loss: 0.5\n');
+  symlinkSync('tiny-gpt-oss_quick_test_20250101_0000', join(dir, 'latest'));
+}
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.stop();
+  h = undefined;
+});
+
+describe('cancel', () => {
+  it('stops a running job’s Python process group and leaves latest where it was', async () => {
+    h = await startHarness();
+    modelsWithKeptLatest(h.modelsDir);
+    h.type('/train standard');
+    const first = await h.waitFor(/^⏳ job \d+ \[.*\] [1-9]\d*\/200/, 120_000);
+    const id = /job (\d+)/.exec(first)![1]!;
+    expect(trainersOfJob(id).length).toBeGreaterThan(0);
+
+    h.type('/queue');
+    await h.waitFor(new RegExp(`job ${id} \\[.*\\] \\d+/200 .* · standard for ada`));
+    h.type(`/train status ${id}`);
+    h.type(`/train cancel ${id}`);
+    await h.waitFor(new RegExp(`^🛑 stopping job ${id}…$`));
+    await h.waitFor(new RegExp(`^🛑 job ${id} cancelled by ada at step \\d+$`), 30_000);
+
+    expect(trainersOfJob(id)).toEqual([]);
+    expect(readlinkSync(join(h.modelsDir, 'latest'))).toBe('tiny-gpt-oss_quick_test_20250101_0000');
+    const folder = readdirSync(h.modelsDir).find((f) => f.startsWith('tiny-gpt-oss_standard_'))!;
+    expect(readFileSync(join(h.modelsDir, folder, 'training_info.txt'), 'utf8')).toMatch(/^status: cancelled$/m);
+    h.type(`/train status ${id}`);
+    await h.waitFor(new RegExp(`^🛑 job ${id} cancelled by ada: standard for ada$`));
+  });
+
+  it('removes a waiting job at once, and /train status still tells who cancelled it', async () => {
+    h = await startHarness();
+    h.type('/train standard');
+    h.type('/train quick_test');
+    const card = await h.waitFor(/^🧪 Training job \d+ queued: quick_test/);
+    const id = /job (\d+)/.exec(card)![1]!;
+    h.type(`/train cancel ${id}`);
+    await h.waitFor(new RegExp(`^🛑 job ${id} cancelled before it started$`));
+    await h.waitFor(new RegExp(`^🛑 job ${id} cancelled by ada before it started$`));
+    h.type(`/train status ${id}`);
+    await h.waitFor(new RegExp(`job ${id} \\(quick_test\\) was cancelled by ada before it started`));
+    h.type('/train cancel 1');
+    await h.waitFor(/^🛑 job 1 cancelled by ada at step \d+$/, 30_000);
+  });
+
+  it('refuses to cancel a job that does not exist, or someone else’s', async () => {
+    h = await startHarness();
+    h.type('/train cancel 999');
+    await h.waitFor(/^⚠️ no training job '999'; \/queue lists the jobs$/);
+    const job = await h.app.bot.queue.add({
+      profile: 'quick_test',
+      requestedBy: { id: 'console:linus', name: 'linus', platform: 'console' },
+      origin: { platform: 'console', channelId: 'console' },
+    });
+    h.type(`/train cancel ${job.job.id}`);
+    await h.waitFor(new RegExp(`^⚠️ job ${job.job.id} belongs to linus; only they can cancel it$`));
+  });
+});
+
+describe('a trainer that fails', () => {
+  it('fails the job with the trainer’s own error line when the dataset is broken, and never moves latest', async () => {
+    const dir = join(REPO_ROOT, '.cache');
+    mkdirSync(dir, { recursive: true });
+    const dataset = join(dir, 'broken-dataset.jsonl');
+    writeFileSync(dataset, '{"messages": [{"role": "user", "content": "hi"}]}\n');
+    h = await startHarness({ DATASET: dataset });
+    modelsWithKeptLatest(h.modelsDir);
+    h.type('/train quick_test');
+    const line = await h.waitFor(/^❌ job \d+ failed: /, 120_000);
+    expect(line).toMatch(/failed: ValueError: broken-dataset\.jsonl line 1: expected \{"messages": \[\.\.\.\]\} with an assistant turn$/);
+    expect(readlinkSync(join(h.modelsDir, 'latest'))).toBe('tiny-gpt-oss_quick_test_20250101_0000');
+    const folder = readdirSync(h.modelsDir).find((f) => /_quick_test_\d{8}_\d{4}/.test(f) && !f.includes('20250101'))!;
+    expect(readFileSync(join(h.modelsDir, folder, 'training_info.txt'), 'utf8')).toMatch(/^status: failed$/m);
+  });
+
+  // tests/fixtures/broken-trainer.sh stands in for the Python interpreter: the real trainer cannot be made to break.
+  it('fails the job when the trainer prints free text on stdout, and stops its whole process group', async () => {
+    h = await startHarness({ PYTHON: join(REPO_ROOT, 'tests/fixtures/broken-trainer.sh') });
+    writeFileSync(join(h.modelsDir, '.broken-mode'), 'free-text');
+    h.type('/train quick_test');
+    const line = await h.waitFor(/^❌ job \d+ failed: /, 30_000);
+    expect(line).toMatch(/failed: the trainer broke its protocol \(not JSON\): Loading checkpoint shards: 100%$/);
+    const grandchild = Number(readFileSync(join(h.modelsDir, '.grandchild.pid'), 'utf8'));
+    await expect.poll(() => alive(grandchild), { timeout: 10_000 }).toBe(false);
+  });
+
+  it('fails the job with the last line the trainer wrote to stderr when it exits non-zero', async () => {
+    h = await startHarness({ PYTHON: join(REPO_ROOT, 'tests/fixtures/broken-trainer.sh') });
+    writeFileSync(join(h.modelsDir, '.broken-mode'), 'crash');
+    h.type('/train quick_test');
+    const line = await h.waitFor(/^❌ job \d+ failed: /, 30_000);
+    expect(line).toBe('❌ job 1 failed: the trainer exited with code 1: RuntimeError: CUDA error: an illegal memory access was encountered');
+  });
+});
