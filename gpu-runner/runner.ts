@@ -20,6 +20,8 @@ export interface RunnerOptions {
   connection: Redis;
   /** BullMQ's stalled-job check interval (ms); tests shorten it. */
   stalledInterval?: number;
+  /** Called when a job has been taken and its trainer is about to start (metrics, benchmarks). */
+  onJobStart?: (jobId: string) => void;
 }
 
 export interface Runner {
@@ -39,7 +41,7 @@ export function trainerArgs(config: Config, data: TrainJobData, job: Pick<Job, '
   return args;
 }
 
-export async function startRunner({ config, connection, stalledInterval }: RunnerOptions): Promise<Runner> {
+export async function startRunner({ config, connection, stalledInterval, onJobStart }: RunnerOptions): Promise<Runner> {
   const name = `${hostname()}${config.gpuId !== undefined ? `/gpu${config.gpuId}` : ''}`;
   const prefix = config.queuePrefix;
 
@@ -47,12 +49,12 @@ export async function startRunner({ config, connection, stalledInterval }: Runne
     const parsed = TrainJobData.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`bad job data: ${parsed.error.issues[0]?.message}`);
     const data = parsed.data;
-    const flag = await connection.get(keys.cancelFlag(prefix, job.id!));
-    if (flag) throw new UnrecoverableError(`cancelled by ${JSON.parse(flag).by} before it started`);
-
     const progress: TrainProgress = { phase: 'starting', step: 0, maxSteps: 0, loss: null, elapsedS: 0, notices: [], runner: name };
-    await job.updateProgress(progress);
+    // one round trip for both: the cancel flag (set by a /train cancel that raced the pickup) and "starting"
+    const [flag] = await Promise.all([connection.get(keys.cancelFlag(prefix, job.id!)), job.updateProgress(progress)]);
+    if (flag) throw new UnrecoverableError(`cancelled by ${JSON.parse(flag).by} before it started`);
     log.info(`job ${job.id}: ${data.profile} for ${data.requestedBy.name}`);
+    onJobStart?.(job.id!);
     try {
       const done = await runTrainer({
         python: config.python,
