@@ -5,7 +5,7 @@
  */
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { configureLog, logger } from '../src/log.ts';
-import { connectRedis } from '../src/redis.ts';
+import { closeRedis, connectRedis } from '../src/redis.ts';
 import { startRunner } from './runner.ts';
 
 const log = logger('runner');
@@ -34,7 +34,7 @@ async function main(): Promise<number> {
   });
   log.info('stopping: the running job (if any) is cancelled and its folder marked');
   await runner.close();
-  await connection.quit();
+  await closeRedis(connection);
   return 0;
 }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { REPO_ROOT, type Config } from '../src/config.ts';
 import { keys, TRAIN_QUEUE, TrainJobData, type TrainProgress, type TrainResult } from '../src/jobs.ts';
 import { logger } from '../src/log.ts';
+import { closeRedis, duplicateRedis } from '../src/redis.ts';
 import { runTrainer, TrainerFailed } from './trainer-process.ts';
 
 const log = logger('runner');
@@ -105,7 +106,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   });
   worker.on('error', (e) => log.error('worker error', e));
 
-  const subscriber = connection.duplicate();
+  const subscriber = duplicateRedis(connection);
   await subscriber.subscribe(keys.cancelChannel(prefix));
   subscriber.on('message', (_channel, jobId: string) => {
     if (worker.cancelJob(jobId, 'cancelled')) log.info(`job ${jobId}: cancel requested`);
@@ -120,7 +121,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     async close() {
       worker.cancelAllJobs('the runner is shutting down');
       await worker.close();
-      await subscriber.quit().catch(() => undefined);
+      await closeRedis(subscriber);
     },
   };
 }

@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { startRunner, type Runner } from '../gpu-runner/runner.ts';
 import { createBot, type Bot } from './bot.ts';
 import type { Config } from './config.ts';
-import { connectRedis, startEmbeddedRedis, type EmbeddedRedis } from './redis.ts';
+import { closeRedis, connectRedis, startEmbeddedRedis, type EmbeddedRedis } from './redis.ts';
 
 export interface App {
   bot: Bot;
@@ -30,7 +30,7 @@ export async function startApp(config: Config, options: { stalledInterval?: numb
     async stop() {
       await bot.close();
       await runner?.close();
-      await connection.quit().catch(() => connection.disconnect());
+      await closeRedis(connection);
       await embedded?.stop();
     },
   };

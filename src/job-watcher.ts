@@ -10,6 +10,7 @@ import { TRAIN_QUEUE, TrainProgress, TrainResult } from './jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from './log.ts';
 import type { TrainQueue } from './queue.ts';
+import { closeRedis, duplicateRedis } from './redis.ts';
 
 const log = logger('watcher');
 
@@ -25,13 +26,15 @@ interface Followed {
 
 export class JobWatcher {
   private readonly events: QueueEvents;
+  private readonly eventsConnection: Redis;
   private readonly followed = new Map<string, Followed>();
 
   constructor(
     connection: Redis,
     private readonly queue: TrainQueue,
   ) {
-    this.events = new QueueEvents(TRAIN_QUEUE, { connection: connection.duplicate(), prefix: queue.prefix });
+    this.eventsConnection = duplicateRedis(connection);
+    this.events = new QueueEvents(TRAIN_QUEUE, { connection: this.eventsConnection, prefix: queue.prefix });
     this.events.on('progress', ({ jobId, data }) => {
       const p = TrainProgress.safeParse(data);
       const f = this.followed.get(jobId);
@@ -85,6 +88,7 @@ export class JobWatcher {
 
   async close(): Promise<void> {
     await this.events.close();
+    await closeRedis(this.eventsConnection);
   }
 
   private async catchUp(jobId: string): Promise<void> {

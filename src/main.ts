@@ -54,7 +54,13 @@ async function main(): Promise<number> {
   if (end === 'eof' && app.bot.watcher.following.length > 0) {
     log.info(`waiting for ${app.bot.watcher.following.length} job(s) queued here`);
   }
-  await app.bot.watcher.settled();
+  if (end === 'interrupt') {
+    // The runner stops a cancelled trainer within its grace time; don't wait forever if the queue is gone.
+    const limit = config.trainerKillGraceMs + 15_000;
+    await Promise.race([app.bot.watcher.settled(), new Promise((r) => setTimeout(r, limit))]);
+  } else {
+    await app.bot.watcher.settled();
+  }
   await app.stop();
   return interrupts > 0 || end === 'interrupt' ? 130 : 0;
 }

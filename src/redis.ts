@@ -14,7 +14,23 @@ const log = logger('redis');
 
 /** One connection with the options BullMQ needs (no per-command retry limit for its blocking calls). */
 export function connectRedis(url: string): Redis {
-  const redis = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false });
+  return watched(new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false }));
+}
+
+/** A second connection to the same server (subscribers, blocking reads), logged the same way. */
+export function duplicateRedis(redis: Redis): Redis {
+  return watched(redis.duplicate());
+}
+
+/** Closes a connection politely, or at once if the server does not answer in time. */
+export async function closeRedis(redis: Redis, timeoutMs = 2_000): Promise<void> {
+  if (redis.status === 'end') return;
+  await Promise.race([redis.quit().catch(() => undefined), new Promise((r) => setTimeout(r, timeoutMs))]);
+  redis.disconnect();
+}
+
+/** Logs a connection's problems once each (not once per retry), and its recovery. */
+function watched(redis: Redis): Redis {
   let lastError = '';
   redis.on('error', (e: Error) => {
     if (e.message !== lastError) log.warn(`connection problem: ${e.message}`);
@@ -49,10 +65,14 @@ export async function startEmbeddedRedis(binary = 'redis-server'): Promise<Embed
   const port = await freePort();
   let child: ResultPromise;
   try {
+    // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and the bot needs its Redis
+    // to cancel jobs and shut down cleanly. The bot stops it itself (and execa's cleanup does, if the bot exits).
     child = execa(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
       reject: false,
       stdin: 'ignore',
       buffer: false,
+      detached: true,
+      cleanup: true,
     });
   } catch (e) {
     throw new Error(`could not start ${binary}: install Redis (Debian: apt-get install redis-server) or set REDIS_URL`, { cause: e });

@@ -18,6 +18,8 @@ async function botProcess() {
     extendEnv: true,
     reject: false,
     stdin: 'pipe',
+    // its own process group, so the test can signal the whole group as a terminal's Ctrl-C does
+    detached: true,
   });
   let out = '';
   let err = '';
@@ -63,7 +65,7 @@ describe('the bot process on its embedded default', () => {
     const [, url] = await bot.waitFor(/embedded redis-server on (redis:\/\/127\.0\.0\.1:\d+)/, bot.err, 60_000);
     bot.child.stdin!.write('/train standard\n');
     await bot.waitFor(/⏳ job 1 \[.*\] [1-9]\d*\/200/, bot.out);
-    bot.child.kill('SIGINT');
+    process.kill(-bot.child.pid!, 'SIGINT'); // the whole foreground group, as Ctrl-C in a terminal
     const result = await bot.child;
     expect(result.exitCode).toBe(130);
     expect(bot.out()).toMatch(/^🛑 job 1 cancelled by grace at step \d+$/m);
