@@ -1,19 +1,21 @@
 /**
  * The GPU runner: a BullMQ worker that takes one training job at a time (per GPU), runs the trainer, and reports the
- * trainer's messages as job progress. Cancels arrive on a Redis channel from any bot process.
+ * trainer's messages as job progress. Cancels arrive on a Redis channel from any bot process, and the runner also
+ * reads the job's cancel flag at pickup and at every step, so a cancel sent while it was reconnecting still lands.
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, type Config } from '../src/config.ts';
-import { keys, TRAIN_QUEUE, TrainJobData, type TrainProgress, type TrainResult } from '../src/jobs.ts';
+import { keys, readCancelFlag, TRAIN_QUEUE, TrainJobData, type TrainProgress, type TrainResult } from '../src/jobs.ts';
 import { logger } from '../src/log.ts';
 import { closeRedis, duplicateRedis } from '../src/redis.ts';
 import { runTrainer, TrainerFailed } from './trainer-process.ts';
 
 const log = logger('runner');
 export const TRAINER_SCRIPT = join(REPO_ROOT, 'gpu-runner/trainer/train.py');
+const SHUTDOWN = 'the runner is shutting down';
 
 export interface RunnerOptions {
   config: Config;
@@ -31,14 +33,17 @@ export interface Runner {
   close(): Promise<void>;
 }
 
-/** The trainer's command-line arguments for a job: every value is one array element, never shell text. */
-export function trainerArgs(config: Config, data: TrainJobData, job: Pick<Job, 'id'>): string[] {
-  const args = ['--profile', data.profile, '--models-dir', config.modelsDir, '--dataset', config.dataset];
-  args.push('--base-model', config.baseModel, '--backend', config.trainerBackend);
-  args.push('--job-id', String(job.id), '--requested-by', `${data.requestedBy.name} (${data.requestedBy.platform})`);
-  if (data.r !== undefined) args.push('--r', String(data.r));
-  if (data.scheduler !== undefined) args.push('--scheduler', data.scheduler);
-  if (config.gpuId !== undefined) args.push('--gpu', String(config.gpuId));
+/**
+ * The trainer's command-line arguments for a job: every value is one array element (never shell text), and values
+ * a user chose are joined to their flag with `=`, so one that starts with `-` cannot pass for an option.
+ */
+export function trainerArgs(config: Config, data: TrainJobData, jobId: string): string[] {
+  const args = [`--profile=${data.profile}`, `--models-dir=${config.modelsDir}`, `--dataset=${config.dataset}`];
+  args.push(`--base-model=${config.baseModel}`, `--backend=${config.trainerBackend}`, `--job-id=${jobId}`);
+  args.push(`--requested-by=${data.requestedBy.name} (${data.requestedBy.platform})`);
+  if (data.r !== undefined) args.push(`--r=${data.r}`);
+  if (data.scheduler !== undefined) args.push(`--scheduler=${data.scheduler}`);
+  if (config.gpuId !== undefined) args.push(`--gpu=${config.gpuId}`);
   return args;
 }
 
@@ -50,19 +55,23 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     const parsed = TrainJobData.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`bad job data: ${parsed.error.issues[0]?.message}`);
     const data = parsed.data;
+    const id = job.id!;
     const progress: TrainProgress = { phase: 'starting', step: 0, maxSteps: 0, loss: null, elapsedS: 0, notices: [], runner: name };
     // one round trip for both: the cancel flag (set by a /train cancel that raced the pickup) and "starting"
-    const [flag] = await Promise.all([connection.get(keys.cancelFlag(prefix, job.id!)), job.updateProgress(progress)]);
-    if (flag) throw new UnrecoverableError(`cancelled by ${JSON.parse(flag).by} before it started`);
-    log.info(`job ${job.id}: ${data.profile} for ${data.requestedBy.name}`);
-    onJobStart?.(job.id!);
+    const [flag] = await Promise.all([readCancelFlag(connection, prefix, id), job.updateProgress(progress)]);
+    if (flag) throw new UnrecoverableError(`cancelled by ${flag.by} before it started`);
+
+    const stop = new AbortController();
+    signal?.addEventListener('abort', () => stop.abort(signal.reason), { once: true });
+    log.info(`job ${id}: ${data.profile} for ${data.requestedBy.name}`);
+    onJobStart?.(id);
     try {
       const done = await runTrainer({
         python: config.python,
         script: TRAINER_SCRIPT,
-        args: trainerArgs(config, data, job),
+        args: trainerArgs(config, data, id),
         cwd: REPO_ROOT,
-        signal,
+        signal: stop.signal,
         killGraceMs: config.trainerKillGraceMs,
         onMessage: async (m) => {
           if (m.type === 'start') Object.assign(progress, { modelName: m.model_name, maxSteps: m.max_steps, datasetExamples: m.dataset_examples });
@@ -70,13 +79,12 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
           else if (m.type === 'step') {
             progress.firstStep ??= { step: m.step, elapsedS: m.elapsed_s };
             Object.assign(progress, { phase: 'training', step: m.step, maxSteps: m.max_steps, loss: m.loss, elapsedS: m.elapsed_s });
-          }
-          else if (m.type === 'done' && m.steps >= progress.maxSteps) progress.phase = 'saving';
-          else return;
+            if (!stop.signal.aborted && (await readCancelFlag(connection, prefix, id))) stop.abort('cancelled');
+          } else return;
           await job.updateProgress({ ...progress });
         },
       });
-      log.info(`job ${job.id}: done, ${done.model_name}, final loss ${done.final_loss}`);
+      log.info(`job ${id}: done, ${done.model_name}, final loss ${done.final_loss}`);
       return {
         modelName: done.model_name,
         finalLoss: done.final_loss,
@@ -87,10 +95,12 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       };
     } catch (e) {
       if (!(e instanceof TrainerFailed)) throw e;
-      log.warn(`job ${job.id}: ${e.kind}: ${e.message}`);
+      log.warn(`job ${id}: ${e.kind}: ${e.message}`);
       if (e.kind === 'cancelled') {
-        const by = await connection.get(keys.cancelFlag(prefix, job.id!));
-        throw new UnrecoverableError(by ? `cancelled by ${JSON.parse(by).by} at step ${progress.step}` : `cancelled at step ${progress.step}`);
+        const by = await readCancelFlag(connection, prefix, id);
+        if (by) throw new UnrecoverableError(`cancelled by ${by.by} at step ${progress.step}`);
+        // Nobody cancelled it: this runner is going away. A plain error lets BullMQ give the job another try.
+        throw new Error(`${SHUTDOWN} (${name}, at step ${progress.step})`);
       }
       // A trainer failure repeats on a retry (bad data, out of memory): fail now, with its one line.
       throw new UnrecoverableError(e.message);
@@ -119,7 +129,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     worker,
     name,
     async close() {
-      worker.cancelAllJobs('the runner is shutting down');
+      worker.cancelAllJobs(SHUTDOWN);
       await worker.close();
       await closeRedis(subscriber);
     },

@@ -87,9 +87,13 @@ export async function runTrainer(run: TrainerRun): Promise<DoneMessage> {
   clearTimeout(killTimer);
   run.signal?.removeEventListener('abort', onAbort);
 
+  // A run that said done has saved its adapter and moved latest: it succeeded, whatever came after (a cancel too late).
+  if (done) return done;
   if (stopReason) throw stopReason;
-  if (done && result.exitCode === 0) return done;
   if (reported) throw reported;
+  if (result.exitCode === undefined && !result.signal) {
+    throw new TrainerFailed('failed', `could not start the trainer with ${run.python}: ${clip(result.shortMessage ?? 'unknown error', 200)}`);
+  }
   const why = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
   const last = stderrTail.at(-1);
   throw new TrainerFailed('failed', `the trainer ${why}${last ? `: ${clip(last, 200)}` : ''}`);

@@ -7,6 +7,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "[setup] $*" >&2; }
+# The two settings this script needs may live in .env, as the bot's others do.
+from_env_file() { [ -f .env ] && sed -n "s/^$1=//p" .env | tail -n 1 | tr -d '"'"'" || true; }
+CHATOPS_REQUIREMENTS=${CHATOPS_REQUIREMENTS:-$(from_env_file CHATOPS_REQUIREMENTS)}
+REDIS_URL=${REDIS_URL:-$(from_env_file REDIS_URL)}
+apt_install() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing $*"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@") >&2
+  else
+    say "missing: $* (Debian/Ubuntu: sudo apt-get install $*)"
+    exit 1
+  fi
+}
 
 # npm packages: install when package-lock.json changed since the last install
 lock_hash=$(sha256sum package-lock.json | cut -c1-16)
@@ -18,6 +31,7 @@ fi
 
 # Python environment
 requirements=gpu-runner/trainer/requirements-${CHATOPS_REQUIREMENTS:-cpu}.txt
+[ -f "$requirements" ] || { say "CHATOPS_REQUIREMENTS must be cpu or gpu"; exit 1; }
 python=${CHATOPS_BASE_PYTHON:-python3}
 py_version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 env_hash=$( (cat "$requirements"; echo "$py_version") | sha256sum | cut -c1-16)
@@ -26,6 +40,7 @@ venv=$cache/venv-$env_hash
 if [ ! -f "$venv/.complete" ]; then
   say "building the Python environment in $venv (torch and friends: a few minutes, once)"
   rm -rf "$venv" && mkdir -p "$cache"
+  "$python" -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
   "$venv/bin/python" -m pip install --quiet -r "$requirements" >&2
@@ -35,13 +50,7 @@ if [ "$(readlink .venv 2>/dev/null)" != "$venv" ]; then
   rm -rf .venv && ln -s "$venv" .venv
 fi
 
-# Redis: the embedded default and the tests start their own redis-server; a runner host only needs REDIS_URL.
-if ! command -v redis-server >/dev/null 2>&1 && [ -z "${REDIS_URL:-}" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing redis-server"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >&2
-  else
-    say "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install redis-server) or set REDIS_URL"
-    exit 1
-  fi
+# Redis: the embedded default and the tests start their own redis-server; a host given REDIS_URL needs none.
+if ! command -v redis-server >/dev/null 2>&1 && { [ -z "${REDIS_URL:-}" ] || [ -n "${CHATOPS_NEED_REDIS_SERVER:-}" ]; }; then
+  apt_install redis-server
 fi

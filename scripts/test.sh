@@ -3,7 +3,7 @@
 # CPU), and pytest for the trainer. Each part runs even if an earlier one failed; the exit code says if any did.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh || exit 1
+CHATOPS_NEED_REDIS_SERVER=1 bash scripts/bootstrap.sh || exit 1
 failed=()
 echo "== type check"
 npx --no-install tsc --noEmit || failed+=("tsc")

@@ -43,6 +43,11 @@ export function defineCommand(spec: CommandSpec): CommandSpec {
   return spec;
 }
 
+/** A command without subcommands, seen as its own single handler. */
+export function rootHandler(command: CommandSpec): Handler {
+  return { name: command.name, description: command.description, options: command.options ?? [], run: command.run! };
+}
+
 /** A message the bot posted, as the platform adapter encodes it (opaque to the core). */
 export interface MessageRef {
   channelId: string;
@@ -94,7 +99,7 @@ export function parseText(command: CommandSpec, text: string): { handler: Handle
     if (!found) throw new InvalidInput(`unknown ${command.subcommandLabel ?? 'subcommand'} '${clip(first)}'; ${choices(command)}`);
     handler = found;
   } else {
-    handler = { name: command.name, description: command.description, options: command.options ?? [], run: command.run! };
+    handler = rootHandler(command);
   }
   const raw: Record<string, string> = {};
   const positional = handler.options;

@@ -7,7 +7,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { parseText, validateArgs, clip, type Args, type CommandContext, type CommandSpec, type Handler } from './command-kit.ts';
+import { parseText, rootHandler, validateArgs, clip, type Args, type CommandContext, type CommandSpec, type Handler } from './command-kit.ts';
 import { UserError } from './errors.ts';
 import { logger } from './log.ts';
 
@@ -70,7 +70,7 @@ export class CommandRegistry {
     await this.run(command, ctx, () => {
       const handler: Handler = sub
         ? command.subcommands?.find((s) => s.name === sub) ?? { name: sub, description: '', options: [], run: async () => { throw new UserError(`unknown subcommand '${clip(sub)}'`); } }
-        : { name: command.name, description: command.description, options: command.options ?? [], run: command.run! };
+        : rootHandler(command);
       return { handler, args: validateArgs(handler, raw) };
     });
   }

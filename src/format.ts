@@ -48,8 +48,7 @@ export function progressLine(id: string, progress: TrainProgress | null): string
   const pace = firstStep && step > firstStep.step ? (elapsedS - firstStep.elapsedS) / (step - firstStep.step) : null;
   const eta = pace !== null && maxSteps > step ? ` · ETA ${duration(pace * (maxSteps - step))}` : '';
   const band = loss === null ? '' : ` ${bandFor(loss).emoji}`;
-  const saving = progress.phase === 'saving' ? ' · saving' : '';
-  return `⏳ job ${id} [${progressBar(step, maxSteps)}] ${step}/${maxSteps} · loss ${lossText(loss)}${band} · ${duration(elapsedS)} elapsed${eta}${saving}`;
+  return `⏳ job ${id} [${progressBar(step, maxSteps)}] ${step}/${maxSteps} · loss ${lossText(loss)}${band} · ${duration(elapsedS)} elapsed${eta}`;
 }
 
 export function finishedLine(id: string, result: TrainResult): string {
@@ -57,6 +56,8 @@ export function finishedLine(id: string, result: TrainResult): string {
   const latest = result.latest ? ' (now latest)' : ' (not made latest: the loss diverged)';
   return `✅ job ${id} done · final loss ${lossText(result.finalLoss)} ${band.emoji} ${band.label} · ${duration(result.durationS)} · model \`${result.modelName}\`${latest}`;
 }
+
+export const noticeLine = (id: string, notice: string) => `ℹ️ job ${id}: ${notice}`;
 
 export function failedLine(id: string, reason: string): string {
   const cancelled = /^cancelled/.test(reason);

@@ -5,12 +5,11 @@
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatSurface, MessageRef } from './command-kit.ts';
-import { failedLine, finishedLine, progressLine } from './format.ts';
+import { failedLine, finishedLine, noticeLine, progressLine } from './format.ts';
 import { TRAIN_QUEUE, TrainProgress, TrainResult } from './jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from './log.ts';
 import type { TrainQueue } from './queue.ts';
-import { closeRedis, duplicateRedis } from './redis.ts';
 
 const log = logger('watcher');
 
@@ -18,6 +17,10 @@ export type JobOutcome = { state: 'completed'; result: TrainResult } | { state: 
 
 interface Followed {
   live: LiveMessage;
+  surface: ChatSurface;
+  channelId: string;
+  /** How many of the run's notices the channel has been shown. */
+  noticesShown: number;
   settle: (outcome: JobOutcome) => void;
   outcome: Promise<JobOutcome>;
   /** Called with every progress update (after the message edit is scheduled). */
@@ -26,21 +29,17 @@ interface Followed {
 
 export class JobWatcher {
   private readonly events: QueueEvents;
-  private readonly eventsConnection: Redis;
   private readonly followed = new Map<string, Followed>();
 
   constructor(
     connection: Redis,
     private readonly queue: TrainQueue,
   ) {
-    this.eventsConnection = duplicateRedis(connection);
-    this.events = new QueueEvents(TRAIN_QUEUE, { connection: this.eventsConnection, prefix: queue.prefix });
+    // QueueEvents blocks on its connection: BullMQ duplicates this one for it, and closes the duplicate itself.
+    this.events = new QueueEvents(TRAIN_QUEUE, { connection, prefix: queue.prefix });
     this.events.on('progress', ({ jobId, data }) => {
       const p = TrainProgress.safeParse(data);
-      const f = this.followed.get(jobId);
-      if (!f || !p.success) return;
-      f.live.update(progressLine(jobId, p.data));
-      f.onProgress?.(p.data);
+      if (p.success) this.show(jobId, p.data);
     });
     this.events.on('completed', ({ jobId, returnvalue }) => {
       const r = TrainResult.safeParse(typeof returnvalue === 'string' ? safeJson(returnvalue) : returnvalue);
@@ -71,7 +70,8 @@ export class JobWatcher {
     if (existing) return existing.outcome;
     let settle!: (o: JobOutcome) => void;
     const outcome = new Promise<JobOutcome>((resolve) => (settle = resolve));
-    const followed: Followed = { live: new LiveMessage(surface, ref, shownText, intervalMs), settle, outcome, onProgress };
+    const live = new LiveMessage(surface, ref, shownText, intervalMs);
+    const followed: Followed = { live, surface, channelId: ref.channelId, noticesShown: 0, settle, outcome, onProgress };
     this.followed.set(jobId, followed);
     void this.catchUp(jobId);
     return outcome;
@@ -88,7 +88,6 @@ export class JobWatcher {
 
   async close(): Promise<void> {
     await this.events.close();
-    await closeRedis(this.eventsConnection);
   }
 
   private async catchUp(jobId: string): Promise<void> {
@@ -97,12 +96,24 @@ export class JobWatcher {
       if (view.state === 'completed' && view.result) await this.end(jobId, { state: 'completed', result: view.result });
       else if (view.state === 'failed' || view.state === 'cancelled') {
         await this.end(jobId, { state: view.state, reason: view.failedReason ?? 'failed' });
-      } else if (view.progress) this.followed.get(jobId)?.live.update(progressLine(jobId, view.progress));
+      } else if (view.progress) this.show(jobId, view.progress);
     } catch (e) {
       const flag = await this.queue.cancelFlag(jobId).catch(() => null);
       if (flag) await this.end(jobId, { state: 'cancelled', reason: `cancelled by ${flag.by} before it started` });
       else log.debug(`catch-up of job ${jobId}: ${(e as Error).message}`);
     }
+  }
+
+  /** A progress update: the status line, and once each, the run's notices (a dataset smaller than asked for). */
+  private show(jobId: string, progress: TrainProgress): void {
+    const f = this.followed.get(jobId);
+    if (!f) return;
+    for (const notice of progress.notices.slice(f.noticesShown)) {
+      void f.surface.post(f.channelId, noticeLine(jobId, notice)).catch((e) => log.warn('could not post a notice', e));
+    }
+    f.noticesShown = Math.max(f.noticesShown, progress.notices.length);
+    f.live.update(progressLine(jobId, progress));
+    f.onProgress?.(progress);
   }
 
   private async end(jobId: string, outcome: JobOutcome): Promise<void> {

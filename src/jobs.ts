@@ -1,4 +1,5 @@
 /** What travels through the queue: a training job's data, its progress and its result, each checked with zod. */
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { PROFILE_NAMES, RANK, SCHEDULERS } from './tables.ts';
 
@@ -22,7 +23,7 @@ export const TrainJobData = z.object({
 export type TrainJobData = z.infer<typeof TrainJobData>;
 
 export const TrainProgress = z.object({
-  phase: z.enum(['starting', 'training', 'saving']),
+  phase: z.enum(['starting', 'training']),
   step: z.number().int().nonnegative(),
   maxSteps: z.number().int().nonnegative(),
   loss: z.number().nullable(),
@@ -45,6 +46,25 @@ export const TrainResult = z.object({
   latest: z.boolean(),
 });
 export type TrainResult = z.infer<typeof TrainResult>;
+
+/** Who cancelled a job and when: set by /train cancel, read by the runners and by /train status. */
+export const CancelFlag = z.object({ by: z.string(), at: z.string(), profile: z.string() });
+export type CancelFlag = z.infer<typeof CancelFlag>;
+
+export async function readCancelFlag(redis: Pick<Redis, 'get'>, prefix: string, jobId: string): Promise<CancelFlag | null> {
+  const raw = await redis.get(keys.cancelFlag(prefix, jobId));
+  if (!raw) return null;
+  const flag = CancelFlag.safeParse(safeJson(raw));
+  return flag.success ? flag.data : { by: 'someone', at: '', profile: '' };
+}
+
+function safeJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return null;
+  }
+}
 
 /** Redis names shared by the bot and the runners (under the queue prefix). */
 export const keys = {

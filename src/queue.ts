@@ -2,7 +2,7 @@
 import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { InvalidInput, JobNotFound, QueueUnavailable, UserError } from './errors.ts';
-import { CANCEL_FLAG_TTL_S, keys, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
+import { CANCEL_FLAG_TTL_S, keys, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult, type CancelFlag } from './jobs.ts';
 
 export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'cancelled' | 'unknown';
 
@@ -15,12 +15,6 @@ export interface JobView {
   failedReason: string | null;
   addedAt: Date;
   cancelledBy: string | null;
-}
-
-export interface CancelFlag {
-  by: string;
-  at: string;
-  profile: string;
 }
 
 export class TrainQueue {
@@ -39,7 +33,9 @@ export class TrainQueue {
   async add(data: TrainJobData): Promise<{ job: Job; position: number; running: number }> {
     const job = await this.guard(() =>
       this.queue.add(data.profile, TrainJobData.parse(data), {
-        attempts: 1,
+        // Another try only when the runner went away (shutdown, lost host); a trainer's own failure is final.
+        attempts: 3,
+        backoff: { type: 'fixed', delay: 5_000 },
         removeOnComplete: { count: 500 },
         removeOnFail: { count: 500 },
       }),
@@ -93,8 +89,7 @@ export class TrainQueue {
   }
 
   async cancelFlag(id: string): Promise<CancelFlag | null> {
-    const raw = await this.guard(() => this.redis.get(keys.cancelFlag(this.prefix, id)));
-    return raw ? (JSON.parse(raw) as CancelFlag) : null;
+    return this.guard(() => readCancelFlag(this.redis, this.prefix, id));
   }
 
   async close(): Promise<void> {

@@ -94,21 +94,26 @@ export async function startEmbeddedRedis(binary = 'redis-server'): Promise<Embed
   };
 }
 
+/** Whether a Redis server answers PING at `url` right now (one try, no retries). */
+export async function pingRedis(url: string): Promise<boolean> {
+  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
 async function waitForPing(url: string, child: ResultPromise, timeoutMs: number): Promise<boolean> {
   let exited = false;
   child.then(() => (exited = true), () => (exited = true));
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !exited) {
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on('error', () => undefined);
-    try {
-      await probe.connect();
-      if ((await probe.ping()) === 'PONG') return true;
-    } catch {
-      // not up yet
-    } finally {
-      probe.disconnect();
-    }
+    if (await pingRedis(url)) return true;
     await new Promise((r) => setTimeout(r, 50));
   }
   return false;

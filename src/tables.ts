@@ -64,9 +64,3 @@ export function bandFor(loss: number | null | undefined): Band {
 export function bandById(id: string): Band {
   return [...bandTable.bands, bandTable.diverged].find((b) => b.id === id) ?? bandTable.diverged;
 }
-
-/** The final loss: the mean of the last N logged step losses (fewer if fewer were logged); NaN if none. */
-export function finalLoss(stepLosses: readonly number[]): number {
-  const tail = stepLosses.slice(-bandTable.final_loss_window);
-  return tail.length === 0 ? NaN : tail.reduce((a, b) => a + b, 0) / tail.length;
-}

@@ -31,6 +31,9 @@ MESSAGES: dict[str, dict[str, tuple]] = {
     "error": {"kind": (str,), "message": (str,)},
 }
 ERROR_KINDS = ("bad_input", "cancelled", "out_of_memory", "failed")
+# Counts and times; a loss or a learning rate may be any finite number.
+NON_NEGATIVE = {"max_steps", "dataset_examples", "dataset_requested", "lora_r", "resumed_from_step", "step", "epoch",
+                "elapsed_s", "steps", "epochs", "duration_s"}
 _out = sys.stdout
 
 
@@ -63,7 +66,7 @@ def problems(obj: Any) -> list[str]:
             found.append(f"{name} has the wrong type")
         elif isinstance(value, float) and not math.isfinite(value):
             found.append(f"{name} is not finite (send null)")
-        elif isinstance(value, int) and not isinstance(value, bool) and value < 0 and name != "loss":
+        elif name in NON_NEGATIVE and value is not None and value < 0:
             found.append(f"{name} is negative")
     if obj.get("type") == "error" and obj.get("kind") not in ERROR_KINDS:
         found.append(f"kind must be one of {', '.join(ERROR_KINDS)}")

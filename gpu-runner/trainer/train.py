@@ -45,8 +45,13 @@ EXPERT_PARAMETERS = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_CANCELLED = 2, 1, 143
 
 
-class Cancelled(Exception):
-    """SIGTERM or SIGINT arrived: stop, mark the folder cancelled, never move latest."""
+class Cancelled(BaseException):
+    """SIGTERM or SIGINT arrived before saving began: stop, mark the folder cancelled, never move latest.
+    A BaseException, so that no library's `except Exception` swallows it."""
+
+
+# Once the adapter is being saved, a signal no longer stops the run: it finishes, and latest moves with it.
+SAVING = {"started": False}
 
 
 def log(*parts: object) -> None:
@@ -248,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
                              processing_class=tokenizer, callbacks=[Report()])
         trainer.train()
 
-        # save → facts → latest
+        # save → facts → latest (from here on a cancel is too late: the run completes)
+        SAVING["started"] = True
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         loss = final_loss(losses)
@@ -286,6 +292,9 @@ def ensure_tiny(path: Path) -> Path:
 
 
 def _raise_cancelled(_signum, _frame):
+    if SAVING["started"]:
+        log("a cancel arrived while the adapter was being saved: the run finishes")
+        return
     raise Cancelled()
 
 

@@ -67,6 +67,8 @@ export class ConsoleChat implements ChatSurface {
       };
       this.interruptHandler = () => end('interrupt');
       rl.on('line', (line) => {
+        // on a terminal the typed line was echoed below the last message: that message can no longer be rewritten
+        this.lastRef = null;
         chain = chain.then(() => this.handleLine(line.trim(), bot, user));
       });
       rl.on('close', () => end('eof'));

@@ -2,7 +2,7 @@
  * A whole bot process in a test: the real Redis from global setup, the real runner and trainer (CPU backend), and the
  * console adapter reading from a stream the test writes to. What the console prints is kept, line by line.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -74,6 +74,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       input.end();
       await ended;
       await app.stop();
+      if (!env.MODELS_DIR) await rm(modelsDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,23 +1,12 @@
 /** Cancelling and failing runs: what the channel says, what is left on disk, and that no trainer process lingers. */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../src/config.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
+import { alive, commandLines } from '../helpers/processes.ts';
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const trainersOfJob = (id: string) =>
-  execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
-    .split('\n')
-    .filter((l) => l.includes('train.py') && l.includes(`--job-id ${id} `));
+const trainersOfJob = (id: string) => commandLines().filter((l) => l.includes('train.py') && l.includes(`--job-id=${id} `));
 
 function modelsWithKeptLatest(dir: string): void {
   mkdirSync(join(dir, 'tiny-gpt-oss_quick_test_20250101_0000'));
@@ -42,7 +31,9 @@ describe('cancel', () => {
 
     h.type('/queue');
     await h.waitFor(new RegExp(`job ${id} \\[.*\\] \\d+/200 .* · standard for ada`));
+    const from = h.lines.length;
     h.type(`/train status ${id}`);
+    await h.waitFor(new RegExp(`^⏳ job ${id} \\[.*\\] \\d+/200 · loss \\d+\\.\\d+ \\S+ · .* · standard for ada$`), 10_000, from);
     h.type(`/train cancel ${id}`);
     await h.waitFor(new RegExp(`^🛑 stopping job ${id}…$`));
     await h.waitFor(new RegExp(`^🛑 job ${id} cancelled by ada at step \\d+$`), 30_000);
@@ -71,7 +62,7 @@ describe('cancel', () => {
   });
 
   it('refuses to cancel a job that does not exist, or someone else’s', async () => {
-    h = await startHarness();
+    h = await startHarness({ EMBEDDED_RUNNER: 'false' }); // no runner: the jobs stay waiting
     h.type('/train cancel 999');
     await h.waitFor(/^⚠️ no training job '999'; \/queue lists the jobs$/);
     const job = await h.app.bot.queue.add({

@@ -3,12 +3,13 @@
  * the console on a pipe. End of input waits for the jobs; Ctrl-C cancels them; both shut everything down.
  */
 import { execa } from 'execa';
-import { Redis } from 'ioredis';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../src/config.ts';
+import { pingRedis } from '../../src/redis.ts';
+import { commandLines } from '../helpers/processes.ts';
 
 async function botProcess() {
   const modelsDir = await mkdtemp(join(tmpdir(), 'chatops-main-'));
@@ -36,19 +37,6 @@ async function botProcess() {
   return { child, modelsDir, out: () => out, err: () => err, waitFor };
 }
 
-async function redisAnswers(url: string): Promise<boolean> {
-  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-
 describe('the bot process on its embedded default', () => {
   it('reads a piped script, waits at the end of input for its job, then stops its Redis and exits 0', async () => {
     const bot = await botProcess();
@@ -57,7 +45,7 @@ describe('the bot process on its embedded default', () => {
     const result = await bot.child;
     expect(result.exitCode).toBe(0);
     expect(bot.out()).toMatch(/^✅ job 1 done · final loss .* \(now latest\)$/m);
-    expect(await redisAnswers(url!)).toBe(false);
+    expect(await pingRedis(url!)).toBe(false);
   });
 
   it('on Ctrl-C cancels what it queued, stops the trainer and its Redis, and exits 130', async () => {
@@ -69,8 +57,7 @@ describe('the bot process on its embedded default', () => {
     const result = await bot.child;
     expect(result.exitCode).toBe(130);
     expect(bot.out()).toMatch(/^🛑 job 1 cancelled by grace at step \d+$/m);
-    const trainers = (await execa('ps', ['-eo', 'args'])).stdout.split('\n').filter((l) => l.includes(bot.modelsDir));
-    expect(trainers).toEqual([]);
-    expect(await redisAnswers(url!)).toBe(false);
+    expect(commandLines().filter((l) => l.includes(bot.modelsDir))).toEqual([]);
+    expect(await pingRedis(url!)).toBe(false);
   });
 });

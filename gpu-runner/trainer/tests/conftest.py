@@ -25,6 +25,7 @@ def run_train(models_dir: Path, *args: str, timeout: int = 300) -> tuple[int, li
 def trained(tmp_path_factory):
     """One real quick_test run of the tiny model on the CPU, shared by the tests that read its results."""
     models = tmp_path_factory.mktemp("models")
-    code, messages, stderr = run_train(models, "--profile", "quick_test", "--job-id", "42")
+    code, messages, stderr = run_train(models, "--profile", "quick_test", "--job-id", "42",
+                                       "--requested-by=--models-dir=/tmp/x (console)")
     assert code == 0, stderr[-3000:]
     return models, messages

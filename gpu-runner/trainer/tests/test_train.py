@@ -37,6 +37,7 @@ def test_training_info_records_the_runs_facts(trained):
     models, messages = trained
     info = read_training_info(models / messages[-1]["model_name"])
     assert info["status"] == "succeeded" and info["profile"] == "quick_test" and info["job_id"] == "42"
+    assert info["requested_by"] == "--models-dir=/tmp/x (console)"  # a value, never an option
     assert info["lora_r"] == "8" and info["scheduler"] == "linear" and info["backend"] == "cpu"
     assert float(info["final_loss"]) == messages[-1]["final_loss"] or abs(
         float(info["final_loss"]) - messages[-1]["final_loss"]) < 1e-4
@@ -107,3 +108,15 @@ def test_attention_only_runs_only_when_asked(tmp_path):
     info = read_training_info(tmp_path / messages[-1]["model_name"])
     assert info["lora_targets"] == "attention" and info["adapted_expert_tensors"] == "0"
     assert "gate_up_proj" not in info["adapted_modules"]
+
+
+def test_a_signal_stops_the_run_until_saving_begins_and_not_after():
+    import pytest
+    import train
+    with pytest.raises(train.Cancelled):
+        train._raise_cancelled(15, None)
+    train.SAVING["started"] = True
+    try:
+        train._raise_cancelled(15, None)  # too late: the run finishes and latest moves
+    finally:
+        train.SAVING["started"] = False
