@@ -28,6 +28,9 @@ describe('cancel', () => {
     const first = await h.waitFor(/^⏳ job \d+ \[.*\] [1-9]\d*\/200/, 120_000);
     const id = /job (\d+)/.exec(first)![1]!;
     expect(trainersOfJob(id).length).toBeGreaterThan(0);
+    // the bundled sample is smaller than standard asks for: the channel is told, once
+    await h.waitFor(new RegExp(`^ℹ️ job ${id}: the dataset holds \\d+ conversations; standard asks for 1000: training on \\d+ \\(about \\d+\\.\\d epochs\\)$`));
+    expect(h.lines.filter((l) => l.startsWith(`ℹ️ job ${id}:`))).toHaveLength(1);
 
     h.type('/queue');
     await h.waitFor(new RegExp(`job ${id} \\[.*\\] \\d+/200 .* · standard for ada`));
