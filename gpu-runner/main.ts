@@ -3,27 +3,18 @@
  *
  *   REDIS_URL=redis://queue-host:6379 GPU_ID=0 TRAINER_BACKEND=cuda BASE_MODEL=unsloth/gpt-oss-20b-unsloth-bnb-4bit npm run runner
  */
-import { ConfigError, loadConfig } from '../src/config.ts';
-import { configureLog, logger } from '../src/log.ts';
+import { loadConfigForCli } from '../src/config.ts';
+import { logger } from '../src/log.ts';
 import { closeRedis, connectRedis } from '../src/redis.ts';
 import { startRunner } from './runner.ts';
 
 const log = logger('runner');
 
 async function main(): Promise<number> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
-  configureLog({ level: config.logLevel ?? 'info', secrets: config.secrets });
+  const config = loadConfigForCli('info');
+  if (!config) return 2;
   if (!config.redisUrl) {
-    process.stderr.write('REDIS_URL is not set: a runner host takes jobs from the bot\'s Redis (see README, "GPU runner host")\n');
+    process.stderr.write('REDIS_URL is not set: a runner host takes jobs from the bot\'s Redis (see the README, "A GPU runner host")\n');
     return 2;
   }
   const connection = connectRedis(config.redisUrl);

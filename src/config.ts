@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { configureLog } from './log.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -91,6 +92,22 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     logLevel: e.LOG_LEVEL,
     secrets: secrets.filter((s) => s.length >= 4),
   };
+}
+
+/**
+ * For an entry point: the settings, with the log set up from them (at `defaultLogLevel` unless LOG_LEVEL says), or
+ * null after every problem was printed to stderr.
+ */
+export function loadConfigForCli(defaultLogLevel: NonNullable<Config['logLevel']>): Config | null {
+  try {
+    const config = loadConfig();
+    configureLog({ level: config.logLevel ?? defaultLogLevel, secrets: config.secrets });
+    return config;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`${e.message}\n(.env.example describes every setting)\n`);
+    return null;
+  }
 }
 
 /** process.env, with `.env` from the repository root loaded first when it exists. */

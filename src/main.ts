@@ -7,23 +7,14 @@
  */
 import { startApp } from './app.ts';
 import { ConsoleChat } from './chat/console.ts';
-import { ConfigError, loadConfig } from './config.ts';
-import { configureLog, logger } from './log.ts';
+import { loadConfigForCli } from './config.ts';
+import { logger } from './log.ts';
 
 const log = logger('main');
 
 async function main(): Promise<number> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`${e.message}\n(.env.example describes every setting)\n`);
-      return 2;
-    }
-    throw e;
-  }
-  configureLog({ level: config.logLevel ?? 'warn', secrets: config.secrets });
+  const config = loadConfigForCli('warn');
+  if (!config) return 2;
   const app = await startApp(config);
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   const chat = new ConsoleChat({ bot: app.bot, input: process.stdin, output: process.stdout, tty, user: config.consoleUser });
