@@ -1,7 +1,7 @@
 /** /train <profile> [r] [scheduler] queues a LoRA run; /train status [job] and /train cancel <job> follow it up. */
 import { defineCommand, type CommandContext, type Handler, type OptionSpec } from '../src/command-kit.ts';
 import { InvalidInput, UserError } from '../src/errors.ts';
-import { jobCard, jobStatus, progressLine } from '../src/format.ts';
+import { jobHeader, jobStatus, queuedLine } from '../src/format.ts';
 import type { TrainJobData } from '../src/jobs.ts';
 import { PROFILES, PROFILE_NAMES, RANK, SCHEDULERS } from '../src/tables.ts';
 
@@ -20,12 +20,16 @@ async function queueTraining(profile: string, ctx: CommandContext, args: Record<
     requestedBy: { id: ctx.user.id, name: ctx.user.name, platform: ctx.surface.platform },
     origin: { platform: ctx.surface.platform, channelId: ctx.channelId },
   };
+  const pending = (await queue.pending()).filter((j) => j.data.requestedBy.id === ctx.user.id).length;
+  const max = ctx.bot.config.maxQueuedPerUser;
+  if (pending >= max) throw new UserError(`you have ${pending} training${pending === 1 ? '' : 's'} waiting or running (the limit is ${max}); /train status lists them`);
   const { job, position, running } = await queue.add(data);
-  await ctx.reply(jobCard(job.id!, data, position, running));
-  const status = progressLine(job.id!, null).replace('starting…', 'waiting for a runner…');
-  const ref = await ctx.surface.post(ctx.channelId, status);
+  const status = queuedLine(job.id!, position, running);
+  // one message per job: this header, and under it a status line that keeps itself up to date
+  const ref = await ctx.reply(`${jobHeader(job.id!, data)}\n${status}`);
+  // the message id lives with the job, so a restarted bot edits the same message
   await job.updateData({ ...data, origin: { ...data.origin, messageId: ref.id } }).catch(() => undefined);
-  void watcher.follow(job.id!, ctx.surface, ref, status, ctx.bot.config.progressEditIntervalMs ?? ctx.surface.editIntervalMs);
+  void watcher.follow(job.id!, ctx.surface, ref, { data, status, intervalMs: ctx.bot.config.progressEditIntervalMs });
 }
 
 const profiles: Handler[] = PROFILE_NAMES.map((name) => {
@@ -33,6 +37,7 @@ const profiles: Handler[] = PROFILE_NAMES.map((name) => {
   return {
     name,
     group: 'profile',
+    permission: 'train',
     description: `${p.steps} steps, ${p.dataset_examples} examples: ${p.use}`,
     options: overrides,
     run: (ctx, args) => queueTraining(name, ctx, args),
@@ -61,7 +66,9 @@ const cancel: Handler = {
     const id = String(args.job);
     const view = await ctx.bot.queue.view(id);
     if (view.state !== 'waiting' && view.state !== 'active') throw new InvalidInput(`job ${id} has already ${view.state === 'completed' ? 'finished' : view.state}`);
-    if (view.data.requestedBy.id !== ctx.user.id) throw new UserError(`job ${id} belongs to ${view.data.requestedBy.name}; only they can cancel it`);
+    if (view.data.requestedBy.id !== ctx.user.id && !ctx.bot.access.allows('cancel_any', ctx.user, ctx.channelId)) {
+      throw new UserError(`job ${id} belongs to ${view.data.requestedBy.name}; only they (or ALLOW_CANCEL_ANY) can cancel it`);
+    }
     const how = await ctx.bot.queue.cancel(id, ctx.user.name);
     await ctx.replyPrivate(how === 'removed' ? `🛑 job ${id} cancelled before it started` : `🛑 stopping job ${id}…`);
   },

@@ -61,6 +61,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     const [flag] = await Promise.all([readCancelFlag(connection, prefix, id), job.updateProgress(progress)]);
     if (flag) throw new UnrecoverableError(`cancelled by ${flag.by} before it started`);
 
+    const losses: (number | null)[] = [];
     const stop = new AbortController();
     signal?.addEventListener('abort', () => stop.abort(signal.reason), { once: true });
     log.info(`job ${id}: ${data.profile} for ${data.requestedBy.name}`);
@@ -78,6 +79,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
           else if (m.type === 'notice') progress.notices.push(m.message);
           else if (m.type === 'step') {
             progress.firstStep ??= { step: m.step, elapsedS: m.elapsed_s };
+            losses.push(m.loss);
             Object.assign(progress, { phase: 'training', step: m.step, maxSteps: m.max_steps, loss: m.loss, elapsedS: m.elapsed_s });
             if (!stop.signal.aborted && (await readCancelFlag(connection, prefix, id))) stop.abort('cancelled');
           } else return;
@@ -87,6 +89,8 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       log.info(`job ${id}: done, ${done.model_name}, final loss ${done.final_loss}`);
       return {
         modelName: done.model_name,
+        losses,
+        firstStep: progress.firstStep?.step ?? 1,
         finalLoss: done.final_loss,
         band: done.band,
         steps: done.steps,

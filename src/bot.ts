@@ -1,5 +1,6 @@
 /** The platform-neutral bot: the queue, the model registry, the job watcher and the commands, over one Redis. */
 import type { Redis } from 'ioredis';
+import { AccessPolicy } from './access.ts';
 import { fileURLToPath } from 'node:url';
 import { CommandRegistry } from './command-registry.ts';
 import type { Config } from './config.ts';
@@ -9,6 +10,7 @@ import { TrainQueue } from './queue.ts';
 
 export interface BotServices {
   config: Config;
+  access: AccessPolicy;
   queue: TrainQueue;
   models: ModelRegistry;
   watcher: JobWatcher;
@@ -28,6 +30,7 @@ export async function createBot(config: Config, connection: Redis): Promise<Bot>
   const commands = await CommandRegistry.load(COMMANDS_DIR);
   return {
     config,
+    access: new AccessPolicy(config.access),
     queue,
     models: new ModelRegistry(config.modelsDir),
     watcher,

@@ -4,6 +4,7 @@
  * arguments, and gives a handler what it may do (reply, reply privately, follow a job).
  */
 import { InvalidInput } from './errors.ts';
+import type { Caller, Permission } from './access.ts';
 import type { BotServices } from './bot.ts';
 
 export type OptionType = 'string' | 'integer' | 'text';
@@ -16,6 +17,8 @@ export interface OptionSpec {
   choices?: readonly string[];
   min?: number;
   max?: number;
+  /** Platforms that can suggest values as the user types (Discord) offer these. */
+  autocomplete?: 'model';
 }
 
 export type Args = Record<string, string | number | undefined>;
@@ -25,6 +28,8 @@ export interface Handler {
   description: string;
   /** Handlers of one group share a usage line in /help (the training profiles). */
   group?: string;
+  /** Who may run it (src/access.ts); everyone when unset. /help shows a caller only what they may run. */
+  permission?: Permission;
   options: readonly OptionSpec[];
   run(ctx: CommandContext, args: Args): Promise<void>;
 }
@@ -36,6 +41,7 @@ export interface CommandSpec {
   subcommandLabel?: string;
   subcommands?: readonly Handler[];
   options?: readonly OptionSpec[];
+  permission?: Permission;
   run?(ctx: CommandContext, args: Args): Promise<void>;
 }
 
@@ -45,7 +51,7 @@ export function defineCommand(spec: CommandSpec): CommandSpec {
 
 /** A command without subcommands, seen as its own single handler. */
 export function rootHandler(command: CommandSpec): Handler {
-  return { name: command.name, description: command.description, options: command.options ?? [], run: command.run! };
+  return { name: command.name, description: command.description, options: command.options ?? [], permission: command.permission, run: command.run! };
 }
 
 /** A message the bot posted, as the platform adapter encodes it (opaque to the core). */
@@ -61,10 +67,24 @@ export interface ChatSurface {
   readonly editIntervalMs: number;
   post(channelId: string, text: string): Promise<MessageRef>;
   edit(ref: MessageRef, text: string): Promise<void>;
+  /** How to mention a user in a message (`<@U1>` on Discord and Slack). */
+  mention?(userId: string): string;
+  /**
+   * The last word on a job: show `text` in the message and attach a file (the loss curve). Without this capability
+   * the core edits the message and leaves the file out.
+   */
+  finish?(ref: MessageRef, text: string, file: Attachment): Promise<void>;
+}
+
+export interface Attachment {
+  name: string;
+  data: Buffer;
+  /** Alt text / title. */
+  title: string;
 }
 
 export interface CommandContext {
-  user: { id: string; name: string };
+  user: Caller;
   channelId: string;
   surface: ChatSurface;
   bot: BotServices;

@@ -7,7 +7,8 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { parseText, rootHandler, validateArgs, clip, type Args, type CommandContext, type CommandSpec, type Handler } from './command-kit.ts';
+import { PERMISSION_SETTINGS } from './access.ts';
+import { parseText, rootHandler, usage, validateArgs, clip, type Args, type CommandContext, type CommandSpec, type Handler } from './command-kit.ts';
 import { UserError } from './errors.ts';
 import { logger } from './log.ts';
 
@@ -78,6 +79,9 @@ export class CommandRegistry {
   private async run(command: CommandSpec, ctx: CommandContext, parse: () => { handler: Handler; args: Args }): Promise<void> {
     try {
       const { handler, args } = parse();
+      if (handler.permission && !ctx.bot.access.allows(handler.permission, ctx.user, ctx.channelId)) {
+        throw new UserError(`you may not run ${usage(command, handler).split(' [')[0]!.split(' <')[0]} here (${PERMISSION_SETTINGS[handler.permission]}); ask whoever runs the bot`);
+      }
       await handler.run(ctx, args);
     } catch (e) {
       if (e instanceof UserError) {

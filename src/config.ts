@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { parseRule, ruleProblems, type Permission, type Rule } from './access.ts';
 import { configureLog } from './log.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -19,6 +20,11 @@ const path = (fallback: string) =>
     .min(1)
     .default(fallback)
     .transform((p) => resolve(REPO_ROOT, p));
+
+const rule = z
+  .string()
+  .transform(parseRule)
+  .superRefine((r, ctx) => ruleProblems(r).forEach((message) => ctx.addIssue({ code: 'custom', message })));
 
 const EnvSchema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
@@ -34,6 +40,9 @@ const EnvSchema = z.object({
   PROGRESS_EDIT_INTERVAL_MS: z.coerce.number().int().nonnegative().optional(),
   CONSOLE_USER: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).optional(),
+  ALLOW_TRAIN: rule.default(['*']),
+  ALLOW_CANCEL_ANY: rule.default([]),
+  MAX_QUEUED_PER_USER: z.coerce.number().int().positive().default(3),
 });
 
 export interface Config {
@@ -53,6 +62,10 @@ export interface Config {
   consoleUser: string;
   /** Unset: each entry point picks its own (the console bot: warn; a runner host: info). */
   logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
+  /** Who may do what (src/access.ts). */
+  access: Record<Permission, Rule>;
+  /** Trainings one user may have waiting or running at once. */
+  maxQueuedPerUser: number;
   /** Values that must never appear in a log or a message. */
   secrets: string[];
 }
@@ -90,6 +103,8 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     progressEditIntervalMs: e.PROGRESS_EDIT_INTERVAL_MS,
     consoleUser: e.CONSOLE_USER ?? env.USER ?? 'you',
     logLevel: e.LOG_LEVEL,
+    access: { train: e.ALLOW_TRAIN, cancel_any: e.ALLOW_CANCEL_ANY },
+    maxQueuedPerUser: e.MAX_QUEUED_PER_USER,
     secrets: secrets.filter((s) => s.length >= 4),
   };
 }

@@ -29,14 +29,17 @@ function settings(data: TrainJobData): string {
   return parts.length ? ` (${parts.join(', ')})` : '';
 }
 
-export function jobCard(id: string, data: TrainJobData, position: number, running: number): string {
+/** The first line of a job's message, which stays while the line below it shows progress. */
+export function jobHeader(id: string, data: TrainJobData): string {
   const p = PROFILES[data.profile]!;
-  const queue =
-    position === 0 ? 'starting now' : position === 1 && running === 0 ? 'next up' : `position ${position} in the queue${running ? ` (${running} running)` : ''}`;
-  return [
-    `🧪 Training job **${id}** queued: **${data.profile}**${settings(data)}`,
-    `   ${p.steps} steps · ${p.dataset_examples} examples · ${queue} · /train cancel ${id} to stop it`,
-  ].join('\n');
+  return `🧪 Training job **${id}**: **${data.profile}**${settings(data)} · ${p.steps} steps · ${p.dataset_examples} examples · for ${data.requestedBy.name}`;
+}
+
+/** Where a job stands in the queue right after it was added (position 0: a runner took it already). */
+export function queuedLine(id: string, position: number, running: number): string {
+  const where =
+    position === 0 ? '⏳ starting now' : position === 1 && running === 0 ? '🕒 next up' : `🕒 position ${position} in the queue${running ? ` (${running} running)` : ''}`;
+  return `${where} · /train cancel ${id} to stop it`;
 }
 
 export function progressLine(id: string, progress: TrainProgress | null): string {
@@ -85,6 +88,17 @@ export function jobStatus(view: JobView): string {
 const two = (n: number) => String(n).padStart(2, '0');
 const localMinute = (d: Date) =>
   `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+
+const FACTS_SHOWN_FIRST = ['status', 'quality', 'final_loss', 'profile', 'base_model', 'lora_r', 'scheduler', 'learning_rate', 'steps', 'epochs_seen', 'dataset_examples', 'dataset_requested', 'adapted_modules', 'trainable_parameters', 'requested_by', 'started_at', 'finished_at', 'duration_s'];
+
+export function modelInfo(model: ModelEntry, bytes: number): string {
+  const keys = [...FACTS_SHOWN_FIRST.filter((k) => k in model.info), ...Object.keys(model.info).filter((k) => !FACTS_SHOWN_FIRST.includes(k))];
+  const size = bytes >= 1024 ** 2 ? `${(bytes / 1024 ** 2).toFixed(1)} MB` : `${(bytes / 1024).toFixed(0)} KB`;
+  return [
+    `**${model.name}**${model.isLatest ? ' (latest)' : ''} · ${size} on disk`,
+    ...keys.map((k) => `${k}: ${model.info[k]}`),
+  ].join('\n');
+}
 
 export function modelList(models: ModelEntry[]): string {
   if (models.length === 0) return 'No models yet. `/train quick_test` makes one in a few minutes.';

@@ -1,30 +1,41 @@
 /**
- * Follows training jobs for the chat: one QueueEvents subscription per bot process, and for every followed job a live
- * message that shows its progress and, at the end, its result or failure.
+ * Follows training jobs for the chat: one QueueEvents subscription per bot process, and for every followed job one
+ * live message (a header line, then a status line that shows progress) that ends with the result or the failure, the
+ * loss curve attached where the platform can, and a mention of whoever asked.
  */
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatSurface, MessageRef } from './command-kit.ts';
-import { failedLine, finishedLine, noticeLine, progressLine } from './format.ts';
-import { TRAIN_QUEUE, TrainProgress, TrainResult } from './jobs.ts';
+import { failedLine, finishedLine, jobHeader, noticeLine, progressLine } from './format.ts';
+import { TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from './log.ts';
+import { renderLossCurve } from './loss-curve.ts';
 import type { TrainQueue } from './queue.ts';
 
 const log = logger('watcher');
 
 export type JobOutcome = { state: 'completed'; result: TrainResult } | { state: 'failed' | 'cancelled'; reason: string };
 
+export interface FollowOptions {
+  /** The job's data: its header line, and whom to mention at the end. */
+  data: TrainJobData;
+  /** The status line the message shows now, under the header. */
+  status: string;
+  /** Overrides the platform's edit interval (ms). */
+  intervalMs?: number;
+}
+
 interface Followed {
   live: LiveMessage;
   surface: ChatSurface;
-  channelId: string;
+  ref: MessageRef;
+  header: string;
+  data: TrainJobData;
   /** How many of the run's notices the channel has been shown. */
   noticesShown: number;
   settle: (outcome: JobOutcome) => void;
   outcome: Promise<JobOutcome>;
-  /** Called with every progress update (after the message edit is scheduled). */
-  onProgress?: (p: TrainProgress) => void;
 }
 
 export class JobWatcher {
@@ -62,19 +73,35 @@ export class JobWatcher {
   }
 
   /**
-   * Keep `ref` up to date with job `jobId` until it ends; resolves with how it ended. Catches up with a job that moved
-   * on (or ended) before the follow began.
+   * Keep message `ref` up to date with job `jobId` until it ends; resolves with how it ended. Catches up with a job
+   * that moved on (or ended) before the follow began.
    */
-  follow(jobId: string, surface: ChatSurface, ref: MessageRef, shownText: string, intervalMs = surface.editIntervalMs, onProgress?: (p: TrainProgress) => void): Promise<JobOutcome> {
+  follow(jobId: string, surface: ChatSurface, ref: MessageRef, options: FollowOptions): Promise<JobOutcome> {
     const existing = this.followed.get(jobId);
     if (existing) return existing.outcome;
     let settle!: (o: JobOutcome) => void;
     const outcome = new Promise<JobOutcome>((resolve) => (settle = resolve));
-    const live = new LiveMessage(surface, ref, shownText, intervalMs);
-    const followed: Followed = { live, surface, channelId: ref.channelId, noticesShown: 0, settle, outcome, onProgress };
-    this.followed.set(jobId, followed);
+    const header = jobHeader(jobId, options.data);
+    const live = new LiveMessage(surface, ref, `${header}\n${options.status}`, options.intervalMs ?? surface.editIntervalMs);
+    this.followed.set(jobId, { live, surface, ref, header, data: options.data, noticesShown: 0, settle, outcome });
     void this.catchUp(jobId);
     return outcome;
+  }
+
+  /**
+   * After a restart: follow again every waiting or running job that was asked for on `surface`'s platform and whose
+   * message id was stored with it, editing the same message.
+   */
+  async resume(surface: ChatSurface, intervalMs?: number): Promise<string[]> {
+    const resumed: string[] = [];
+    for (const job of await this.queue.pending()) {
+      const { origin } = job.data;
+      if (origin.platform !== surface.platform || !origin.messageId || this.followed.has(job.id)) continue;
+      const status = job.progress ? progressLine(job.id, job.progress) : '🕒 waiting for a runner';
+      void this.follow(job.id, surface, { channelId: origin.channelId, id: origin.messageId }, { data: job.data, status, intervalMs });
+      resumed.push(job.id);
+    }
+    return resumed;
   }
 
   /** Jobs this process follows that have not ended. */
@@ -109,19 +136,27 @@ export class JobWatcher {
     const f = this.followed.get(jobId);
     if (!f) return;
     for (const notice of progress.notices.slice(f.noticesShown)) {
-      void f.surface.post(f.channelId, noticeLine(jobId, notice)).catch((e) => log.warn('could not post a notice', e));
+      void f.surface.post(f.ref.channelId, noticeLine(jobId, notice)).catch((e) => log.warn('could not post a notice', e));
     }
     f.noticesShown = Math.max(f.noticesShown, progress.notices.length);
-    f.live.update(progressLine(jobId, progress));
-    f.onProgress?.(progress);
+    f.live.update(`${f.header}\n${progressLine(jobId, progress)}`);
   }
 
   private async end(jobId: string, outcome: JobOutcome): Promise<void> {
     const f = this.followed.get(jobId);
     if (!f) return;
     this.followed.delete(jobId);
-    const text = outcome.state === 'completed' ? finishedLine(jobId, outcome.result) : failedLine(jobId, outcome.reason);
-    await f.live.finish(text);
+    const line = outcome.state === 'completed' ? finishedLine(jobId, outcome.result) : failedLine(jobId, outcome.reason);
+    const who = f.surface.mention && f.data.requestedBy.platform === f.surface.platform ? ` · ${f.surface.mention(f.data.requestedBy.id)}` : '';
+    const text = `${f.header}\n${line}${who}`;
+    const { finish } = f.surface;
+    if (outcome.state === 'completed' && outcome.result.losses.length > 0 && finish) {
+      const png = renderLossCurve(outcome.result.losses, outcome.result.firstStep);
+      const file = { name: `loss-curve-job-${jobId}.png`, data: png, title: `Loss curve of ${outcome.result.modelName}` };
+      await f.live.finish(text, (t) => finish.call(f.surface, f.ref, t, file));
+    } else {
+      await f.live.finish(text);
+    }
     f.settle(outcome);
   }
 }

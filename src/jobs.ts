@@ -39,6 +39,9 @@ export type TrainProgress = z.infer<typeof TrainProgress>;
 
 export const TrainResult = z.object({
   modelName: z.string(),
+  /** Every logged step loss, in order, from `firstStep` (null where it was not finite): the loss curve. */
+  losses: z.array(z.number().nullable()).default([]),
+  firstStep: z.number().int().default(1),
   finalLoss: z.number().nullable(),
   band: z.string(),
   steps: z.number().int(),

@@ -39,8 +39,11 @@ export class LiveMessage {
     }, wait);
   }
 
-  /** The last word: cancels any scheduled edit and shows `text`, waiting for the edit in flight first. */
-  async finish(text: string): Promise<void> {
+  /**
+   * The last word: cancels any scheduled edit and shows `text`, waiting for the edit in flight first. `send` replaces
+   * the plain edit for this one (to attach a file with it).
+   */
+  async finish(text: string, send?: (text: string) => Promise<void>): Promise<void> {
     if (this.finished) return;
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
@@ -49,19 +52,19 @@ export class LiveMessage {
     const wait = Math.max(0, this.lastEditAt + this.intervalMs - this.now());
     await this.inFlight;
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    this.flush();
+    this.flush(send);
     await this.inFlight;
   }
 
-  private flush(): void {
+  private flush(send?: (text: string) => Promise<void>): void {
     const text = this.pending;
     this.pending = null;
-    if (text === null || text === this.shown) return;
+    if (text === null || (text === this.shown && !send)) return;
     this.shown = text;
     this.lastEditAt = this.now();
     this.edits++;
     this.inFlight = this.inFlight
-      .then(() => this.surface.edit(this.ref, text))
+      .then(() => (send ? send(text) : this.surface.edit(this.ref, text)))
       .catch((e) => log.warn(`could not edit message ${this.ref.id}`, e));
   }
 }

@@ -22,3 +22,8 @@ export function parseModelName(name: string): ModelName | null {
   if (createdAt.getMonth() !== +mo! - 1 || createdAt.getDate() !== +d! || +h! > 23 || +mi! > 59) return null;
   return { base: base!, profile: profile!, createdAt, sequence: seq ? +seq : 1 };
 }
+
+/** A name a user may pass to a command: a folder name, never a path. */
+export function isSafeModelName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/.test(name) && !name.includes('..');
+}

@@ -1,7 +1,8 @@
 /** Reads models/: the trained adapters, their facts from training_info.txt, and which one `latest` points at. */
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseModelName } from './model-names.ts';
+import { InvalidInput, UserError } from './errors.ts';
+import { isSafeModelName, parseModelName } from './model-names.ts';
 import { bandById, bandFor, type Band } from './tables.ts';
 
 export type ModelStatus = 'succeeded' | 'running' | 'failed' | 'cancelled' | 'unknown';
@@ -39,6 +40,35 @@ export class ModelRegistry {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * One model by folder name, or `latest`. Throws a UserError that lists the names when there is no such model, and
+   * refuses anything that is not a plain folder name (a path, `..`).
+   */
+  async find(name: string): Promise<ModelEntry> {
+    if (!isSafeModelName(name)) throw new InvalidInput('a model is named by its folder name (or latest), not a path');
+    const models = await this.list();
+    const wanted = name === 'latest' ? await this.latestName() : name;
+    const found = models.find((m) => m.name === wanted);
+    if (found) return found;
+    if (name === 'latest') throw new UserError('no model is latest yet; /train quick_test makes one');
+    const names = models.slice(0, 10).map((m) => m.name);
+    throw new UserError(`no model '${name}'; ${names.length ? `try latest or one of ${names.join(', ')}` : 'there are no models yet'}`);
+  }
+
+  /** Bytes on disk under a model's folder. */
+  async size(name: string): Promise<number> {
+    let total = 0;
+    const walk = async (dir: string): Promise<void> => {
+      for (const e of await readdir(dir, { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) await walk(p);
+        else if (e.isFile()) total += (await stat(p)).size;
+      }
+    };
+    await walk(join(this.dir, name));
+    return total;
   }
 
   /** Every model folder (archive/ and hidden entries left out), newest first. */

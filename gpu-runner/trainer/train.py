@@ -42,6 +42,8 @@ SAVE_TOTAL_LIMIT = 2                     # checkpoints kept per model folder (ne
 ATTENTION_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 # gpt-oss keeps its experts as 3-D parameters, not Linear modules: peft reaches them with target_parameters.
 EXPERT_PARAMETERS = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
+# The CUDA backend (Unsloth) is given MLP leaf names and resolves them to gpt-oss's experts (see add_lora).
+UNSLOTH_EXPERT_LEAVES = ["gate_proj", "up_proj", "down_proj"]
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_CANCELLED = 2, 1, 143
 
 
@@ -130,8 +132,10 @@ def load_model(backend: str, base_model: str, max_seq_length: int):
     """(model, tokenizer) on the chosen backend. Unsloth is imported here only: it raises on a machine without a GPU."""
     if backend == "cuda":
         from unsloth import FastLanguageModel  # noqa: F401  (must come before transformers on CUDA)
-        return FastLanguageModel.from_pretrained(base_model, max_seq_length=max_seq_length, load_in_4bit=True,
-                                                 dtype=None)
+        load_in_4bit = unsloth_load_in_4bit(base_model)
+        log(f"Unsloth: loading {base_model} {'in 4 bits (QLoRA)' if load_in_4bit else 'in 16 bits (bf16 LoRA)'}")
+        return FastLanguageModel.from_pretrained(base_model, max_seq_length=max_seq_length, dtype=None,
+                                                 load_in_4bit=load_in_4bit, load_in_16bit=not load_in_4bit)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
@@ -146,11 +150,17 @@ def add_lora(model, backend: str, r: int, targets: str):
                         target_parameters=EXPERT_PARAMETERS if targets == "all" else None,
                         task_type="CAUSAL_LM")
     if backend == "cuda":
+        # gpt-oss's experts come in two layouts. A bf16 checkpoint keeps them fused, as 3-D Parameters
+        # (mlp.experts.gate_up_proj / down_proj): peft reaches them through target_parameters, named here when the
+        # model has them. Unsloth's bnb-4bit checkpoint splits them into one Linear4bit per expert
+        # (mlp.experts.gate_up_projs.<i> / down_projs.<i>): Unsloth adds those to target_modules itself when the
+        # MLP leaf names are asked for. The check below refuses a run whose experts got nothing either way.
         from unsloth import FastLanguageModel
-        model = FastLanguageModel.get_peft_model(model, r=r, lora_alpha=LORA_ALPHA_PER_RANK * r,
-                                                 target_modules=ATTENTION_TARGETS, lora_dropout=0.0, bias="none",
-                                                 use_gradient_checkpointing="unsloth", random_state=SEED,
-                                                 target_parameters=config.target_parameters)
+        model = FastLanguageModel.get_peft_model(
+            model, r=r, lora_alpha=LORA_ALPHA_PER_RANK * r, lora_dropout=0.0, bias="none",
+            target_modules=ATTENTION_TARGETS + (UNSLOTH_EXPERT_LEAVES if targets == "all" else []),
+            target_parameters=fused_expert_parameters(model) if targets == "all" else None,
+            use_gradient_checkpointing="unsloth", random_state=SEED)
     else:
         model = get_peft_model(model, config)
     lora_names = [n for n, _ in model.named_parameters() if "lora_" in n]
@@ -284,6 +294,30 @@ def main(argv: list[str] | None = None) -> int:
         _finish_failed(folder, facts, losses, kind, message)
         protocol.emit("error", kind=kind, message=message[:500])
         return EXIT_FAILED
+
+
+def fused_expert_parameters(model) -> list[str] | None:
+    """EXPERT_PARAMETERS that the model holds as fused 3-D Parameters (a bf16 gpt-oss), None when it has none (a
+    bnb-4bit gpt-oss, whose experts are Linear modules)."""
+    names = [n for n, _ in model.named_parameters()]
+    found = [t for t in EXPERT_PARAMETERS if any(n == t or n.endswith("." + t) for n in names)]
+    return found or None
+
+
+def unsloth_load_in_4bit(base_model: str) -> bool:
+    """The CUDA backend's precision. A checkpoint that is already bnb-4bit (the production base,
+    unsloth/gpt-oss-20b-unsloth-bnb-4bit, or a local copy of it) and any other hub id load in 4 bits, as Unsloth's
+    gpt-oss recipe does. A local unquantized folder (bf16, such as the random-weight models the GPU proof builds)
+    loads in 16 bits: Unsloth keeps a bf16 checkpoint's fused experts (nearly all of gpt-oss's weights) in bf16 even
+    when asked for 4 bits, so 4 bits would quantize only attention. TRAINER_LOAD_IN_4BIT=1 or 0 decides instead."""
+    forced = os.environ.get("TRAINER_LOAD_IN_4BIT", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    config_file = Path(base_model) / "config.json"
+    if not config_file.is_file():
+        return True
+    quant = json.loads(config_file.read_text(encoding="utf-8")).get("quantization_config") or {}
+    return bool(quant.get("load_in_4bit")) or quant.get("quant_method") == "bitsandbytes"
 
 
 def ensure_tiny(path: Path) -> Path:

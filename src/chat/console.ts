@@ -1,6 +1,7 @@
 /**
  * The console adapter: a shell you type slash commands into, or pipe a script to. Lines are run one after another.
- * On a terminal a job's status line rewrites itself in place; on a pipe every edit is printed as a new line.
+ * On a terminal a message that is still the last thing printed rewrites itself in place; otherwise (and on a pipe)
+ * an edit prints only the lines that changed.
  */
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
@@ -27,8 +28,12 @@ export class ConsoleChat implements ChatSurface {
   readonly platform = 'console';
   readonly editIntervalMs: number;
   private nextId = 1;
-  /** The message on the last line of the terminal, which can be rewritten in place. */
+  /** The message printed last (nothing after it), which a terminal can rewrite in place. */
   private lastRef: string | null = null;
+  /** What each message shows now, line by line. */
+  private readonly shown = new Map<string, string[]>();
+  /** How many lines the last printed message took on the terminal. */
+  private lastHeight = 0;
   private interruptHandler: (() => void) | null = null;
 
   constructor(private readonly options: ConsoleOptions) {
@@ -37,19 +42,29 @@ export class ConsoleChat implements ChatSurface {
 
   async post(channelId: string, text: string): Promise<MessageRef> {
     const id = String(this.nextId++);
-    this.write(plain(text));
-    this.lastRef = text.includes('\n') ? null : id;
+    const lines = plain(text).split('\n');
+    this.shown.set(id, lines);
+    this.print(id, lines);
     return { channelId, id };
   }
 
   async edit(ref: MessageRef, text: string): Promise<void> {
-    const single = !text.includes('\n');
-    if (this.options.tty && single && this.lastRef === ref.id) {
-      this.options.output.write(`\x1b[1A\r\x1b[2K${plain(text)}\n`);
+    const before = this.shown.get(ref.id) ?? [];
+    const lines = plain(text).split('\n');
+    this.shown.set(ref.id, lines);
+    if (this.options.tty && this.lastRef === ref.id) {
+      this.options.output.write(`\x1b[${this.lastHeight}A` + lines.map((l) => `\r\x1b[2K${l}\n`).join(''));
+      this.lastHeight = lines.length;
       return;
     }
-    this.write(plain(text));
-    this.lastRef = single ? ref.id : null;
+    const changed = lines.filter((line, i) => line !== before[i]);
+    if (changed.length) this.print(ref.id, changed);
+  }
+
+  private print(id: string, lines: string[]): void {
+    this.options.output.write(lines.join('\n') + '\n');
+    this.lastRef = id;
+    this.lastHeight = lines.length;
   }
 
   /** Reads commands until the end of input or Ctrl-C; says which. */
@@ -88,7 +103,7 @@ export class ConsoleChat implements ChatSurface {
     }
     const [, name = '', rest = ''] = /^\/(\S*)\s*([\s\S]*)$/.exec(line) ?? [];
     const ctx: CommandContext = {
-      user: { id: `console:${user}`, name: user },
+      user: { id: user, name: user, platform: 'console', roles: [] },
       channelId: CHANNEL,
       surface: this,
       bot,
@@ -100,5 +115,6 @@ export class ConsoleChat implements ChatSurface {
 
   private write(text: string): void {
     this.options.output.write(text + '\n');
+    this.lastRef = null;
   }
 }

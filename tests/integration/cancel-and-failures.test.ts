@@ -53,7 +53,7 @@ describe('cancel', () => {
     h = await startHarness();
     h.type('/train standard');
     h.type('/train quick_test');
-    const card = await h.waitFor(/^🧪 Training job \d+ queued: quick_test/);
+    const card = await h.waitFor(/^🧪 Training job \d+: quick_test/);
     const id = /job (\d+)/.exec(card)![1]!;
     h.type(`/train cancel ${id}`);
     await h.waitFor(new RegExp(`^🛑 job ${id} cancelled before it started$`));
@@ -70,11 +70,47 @@ describe('cancel', () => {
     await h.waitFor(/^⚠️ no training job '999'; \/queue lists the jobs$/);
     const job = await h.app.bot.queue.add({
       profile: 'quick_test',
-      requestedBy: { id: 'console:linus', name: 'linus', platform: 'console' },
+      requestedBy: { id: 'linus', name: 'linus', platform: 'console' },
       origin: { platform: 'console', channelId: 'console' },
     });
     h.type(`/train cancel ${job.job.id}`);
-    await h.waitFor(new RegExp(`^⚠️ job ${job.job.id} belongs to linus; only they can cancel it$`));
+    await h.waitFor(new RegExp(`^⚠️ job ${job.job.id} belongs to linus; only they \\(or ALLOW_CANCEL_ANY\\) can cancel it$`));
+  });
+
+  it('lets someone in ALLOW_CANCEL_ANY cancel anyone’s job', async () => {
+    h = await startHarness({ EMBEDDED_RUNNER: 'false', ALLOW_CANCEL_ANY: 'user:ada' });
+    const { job } = await h.app.bot.queue.add({
+      profile: 'quick_test',
+      requestedBy: { id: 'linus', name: 'linus', platform: 'console' },
+      origin: { platform: 'console', channelId: 'console' },
+    });
+    h.type(`/train cancel ${job.id}`);
+    await h.waitFor(new RegExp(`^🛑 job ${job.id} cancelled before it started$`));
+    expect(await h.app.bot.queue.queue.getJobCounts('waiting')).toEqual({ waiting: 0 });
+  });
+});
+
+describe('access and limits', () => {
+  it('refuses /train to someone ALLOW_TRAIN leaves out, privately, and /help shows them only what they may run', async () => {
+    h = await startHarness({ EMBEDDED_RUNNER: 'false', ALLOW_TRAIN: 'user:grace,role:trainers' });
+    h.type('/train quick_test');
+    await h.waitFor(/^⚠️ you may not run \/train quick_test here \(ALLOW_TRAIN\); ask whoever runs the bot$/);
+    expect(await h.app.bot.queue.queue.getJobCounts('waiting', 'active')).toEqual({ waiting: 0, active: 0 });
+    const from = h.lines.length;
+    h.type('/help');
+    await h.waitFor(/^\/train cancel <job>/, 10_000, from);
+    const help = h.lines.slice(from).join('\n');
+    expect(help).not.toContain('/train <profile>');
+    expect(help).not.toContain('quick_test');
+    expect(help).toContain('/train status [job]');
+  });
+
+  it('refuses a training over the per-user limit and queues nothing more', async () => {
+    h = await startHarness({ EMBEDDED_RUNNER: 'false', MAX_QUEUED_PER_USER: '1' });
+    h.type('/train quick_test');
+    h.type('/train standard');
+    await h.waitFor(/^⚠️ you have 1 training waiting or running \(the limit is 1\); \/train status lists them$/);
+    expect(await h.app.bot.queue.queue.getJobCounts('waiting')).toEqual({ waiting: 1 });
   });
 });
 

@@ -22,9 +22,9 @@ describe('/train quick_test from the console', () => {
   afterAll(() => h?.stop());
 
   it('answers at once with a job card: id, profile, steps, dataset size, queue position', () => {
-    const card = h.lines.findIndex((l) => /^🧪 Training job \d+ queued: quick_test$/.test(l));
+    const card = h.lines.findIndex((l) => /^🧪 Training job \d+: quick_test · 30 steps · 100 examples · for ada$/.test(l));
     expect(card).toBeGreaterThanOrEqual(0);
-    expect(h.lines[card + 1]).toMatch(/30 steps · 100 examples · (starting now|next up|position \d+ in the queue)/);
+    expect(h.lines[card + 1]).toMatch(/^(⏳ starting now|🕒 next up|🕒 position \d+ in the queue.*) · \/train cancel \d+ to stop it$/);
   });
 
   it('shows several progress updates with a bar, step/max, the loss with its band, elapsed time and ETA', () => {
@@ -55,6 +55,18 @@ describe('/train quick_test from the console', () => {
     await h.waitFor(/^Models \(newest first, 1\):$/, 10_000, from);
     const row = await h.waitFor(new RegExp(`^→ ${modelName} · quick_test · \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d · loss \\d+\\.\\d{3} \\S+ \\w+ · r=8 · latest$`), 10_000, from);
     expect(row).toBeTruthy();
+  });
+
+  it('/models info shows every fact of a model and its size; a path or an unknown name is refused', async () => {
+    const from = h.lines.length;
+    h.type('/models info latest');
+    await h.waitFor(new RegExp(`^${modelName} \\(latest\\) · \\d+ KB on disk$`), 10_000, from);
+    await h.waitFor(/^quality: 🔴 Underfitted$|^quality: \S+ \w+$/, 10_000, from);
+    await h.waitFor(/^adapted_modules: q_proj, k_proj, v_proj, o_proj, gate_up_proj, down_proj$/, 10_000, from);
+    h.type('/models info ../../etc/passwd');
+    await h.waitFor(/^⚠️ a model is named by its folder name \(or latest\), not a path$/, 10_000, from);
+    h.type('/models info nope');
+    await h.waitFor(new RegExp(`^⚠️ no model 'nope'; try latest or one of ${modelName}$`), 10_000, from);
   });
 
   it('refuses bad input with one line and queues nothing', async () => {
