@@ -44,10 +44,10 @@ describe('the loss curve', () => {
     expect(Math.min(...start)).toBeLessThan(Math.min(...end) - 150); // higher on the image = larger loss
   });
 
-  it('colours the background by band: the optimal band’s green lies under a loss of 0.5', () => {
+  it('colours the background by band: the optimal band’s green lies under a loss of 0.55', () => {
     const img = decode(renderLossCurve([2, 1.5, 1]));
-    // maxLoss = max(1.2, 2) * 1.05 = 2.1; plot height 280 from y=12: loss 0.5 is at y = 12 + 280 - 0.5/2.1*280
-    const y = Math.round(12 + 280 - (0.5 / 2.1) * 280);
+    // maxLoss = max(1.2, 2) * 1.05 = 2.1; plot height 280 from y=12 (0.55 is between two grid lines)
+    const y = Math.round(12 + 280 - (0.55 / 2.1) * 280);
     expect(img.pixel(300, y)).toEqual([214, 240, 214]);
   });
 
