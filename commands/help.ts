@@ -8,7 +8,8 @@ const mayRun = (ctx: CommandContext, h: Pick<Handler, 'permission'>) => !h.permi
 
 export default defineCommand({
   name: 'help',
-  description: 'List the commands',
+  description: 'List the commands you may run',
+  private: true,
   async run(ctx) {
     const lines = ['**Commands**'];
     for (const command of ctx.bot.commands.commands.values()) {

@@ -46,6 +46,7 @@ const profiles: Handler[] = PROFILE_NAMES.map((name) => {
 
 const status: Handler = {
   name: 'status',
+  private: true,
   description: "a job's progress (default: your jobs that are waiting or running)",
   options: [jobOption(false)],
   async run(ctx, args) {
@@ -60,6 +61,7 @@ const status: Handler = {
 
 const cancel: Handler = {
   name: 'cancel',
+  private: true,
   description: 'stop a job, waiting or running; latest stays where it was',
   options: [jobOption(true)],
   async run(ctx, args) {

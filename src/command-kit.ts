@@ -30,6 +30,8 @@ export interface Handler {
   group?: string;
   /** Who may run it (src/access.ts); everyone when unset. /help shows a caller only what they may run. */
   permission?: Permission;
+  /** Its answer is for the caller only (platforms that must choose before answering, like Discord, defer privately). */
+  private?: boolean;
   options: readonly OptionSpec[];
   run(ctx: CommandContext, args: Args): Promise<void>;
 }
@@ -42,6 +44,7 @@ export interface CommandSpec {
   subcommands?: readonly Handler[];
   options?: readonly OptionSpec[];
   permission?: Permission;
+  private?: boolean;
   run?(ctx: CommandContext, args: Args): Promise<void>;
 }
 
@@ -51,7 +54,7 @@ export function defineCommand(spec: CommandSpec): CommandSpec {
 
 /** A command without subcommands, seen as its own single handler. */
 export function rootHandler(command: CommandSpec): Handler {
-  return { name: command.name, description: command.description, options: command.options ?? [], permission: command.permission, run: command.run! };
+  return { name: command.name, description: command.description, options: command.options ?? [], permission: command.permission, private: command.private, run: command.run! };
 }
 
 /** A message the bot posted, as the platform adapter encodes it (opaque to the core). */

@@ -40,6 +40,10 @@ const EnvSchema = z.object({
   PROGRESS_EDIT_INTERVAL_MS: z.coerce.number().int().nonnegative().optional(),
   CONSOLE_USER: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).optional(),
+  DISCORD_TOKEN: z.string().min(20, 'looks too short for a bot token').optional(),
+  DISCORD_APPLICATION_ID: z.string().regex(/^\d{5,25}$/, 'must be the numeric application id').optional(),
+  DISCORD_GUILD_ID: z.string().regex(/^\d{5,25}$/, 'must be a numeric guild (server) id').optional(),
+  DISCORD_API_BASE: z.url({ protocol: /^https?$/ }).optional(),
   ALLOW_TRAIN: rule.default(['*']),
   ALLOW_CANCEL_ANY: rule.default([]),
   MAX_QUEUED_PER_USER: z.coerce.number().int().positive().default(3),
@@ -62,6 +66,7 @@ export interface Config {
   consoleUser: string;
   /** Unset: each entry point picks its own (the console bot: warn; a runner host: info). */
   logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
+  discord: { token: string; applicationId: string; guildId: string | undefined; apiBase: string | undefined } | undefined;
   /** Who may do what (src/access.ts). */
   access: Record<Permission, Rule>;
   /** Trainings one user may have waiting or running at once. */
@@ -85,6 +90,10 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
   }
   const e = parsed.data;
   const secrets: string[] = [];
+  const problems: string[] = [];
+  if (e.DISCORD_TOKEN && !e.DISCORD_APPLICATION_ID) problems.push('DISCORD_APPLICATION_ID: required with DISCORD_TOKEN');
+  if (problems.length) throw new ConfigError(problems);
+  if (e.DISCORD_TOKEN) secrets.push(e.DISCORD_TOKEN);
   if (e.REDIS_URL) {
     const u = new URL(e.REDIS_URL);
     if (u.password) secrets.push(decodeURIComponent(u.password), u.password);
@@ -103,6 +112,9 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     progressEditIntervalMs: e.PROGRESS_EDIT_INTERVAL_MS,
     consoleUser: e.CONSOLE_USER ?? env.USER ?? 'you',
     logLevel: e.LOG_LEVEL,
+    discord: e.DISCORD_TOKEN
+      ? { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID!, guildId: e.DISCORD_GUILD_ID, apiBase: e.DISCORD_API_BASE }
+      : undefined,
     access: { train: e.ALLOW_TRAIN, cancel_any: e.ALLOW_CANCEL_ANY },
     maxQueuedPerUser: e.MAX_QUEUED_PER_USER,
     secrets: secrets.filter((s) => s.length >= 4),

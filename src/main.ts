@@ -1,21 +1,49 @@
 /**
- * The bot. With no platform tokens set it runs the embedded default: the console adapter on this terminal, a Redis
- * of its own, the GPU runner on the CPU backend and a tiny gpt-oss built on first use.
+ * The bot. It serves Discord when DISCORD_TOKEN is set (and Slack when its tokens are); with no platform token it runs
+ * the embedded default: the console adapter on this terminal, a Redis of its own, the GPU runner on the CPU backend
+ * and a tiny gpt-oss built on first use.
  *
  *   npm start                       # type /help
  *   printf '/train quick_test\n' | npm start --silent   # scripted: waits for the job, then exits
  */
-import { startApp } from './app.ts';
+import { startApp, type App } from './app.ts';
 import { ConsoleChat } from './chat/console.ts';
-import { loadConfigForCli } from './config.ts';
+import { DiscordChat } from './chat/discord/index.ts';
+import { loadConfigForCli, type Config } from './config.ts';
 import { logger } from './log.ts';
 
 const log = logger('main');
+
+interface Platform {
+  readonly platform: string;
+  stop(): Promise<void>;
+}
 
 async function main(): Promise<number> {
   const config = loadConfigForCli('warn');
   if (!config) return 2;
   const app = await startApp(config);
+  const platforms: Platform[] = [];
+  if (config.discord) {
+    const discord = new DiscordChat({ bot: app.bot, ...config.discord });
+    await discord.start();
+    platforms.push(discord);
+  }
+  if (platforms.length === 0) return runConsole(config, app);
+
+  log.info(`serving ${platforms.map((p) => p.platform).join(' and ')}`);
+  await new Promise((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  // Jobs stay queued in Redis: a bot that comes back goes on editing their messages.
+  for (const p of platforms) await p.stop().catch((e) => log.warn(`stopping ${p.platform}`, e));
+  await app.stop();
+  return 0;
+}
+
+/** The console: reads commands until the end of input (then waits for its jobs) or Ctrl-C (then cancels them). */
+async function runConsole(config: Config, app: App): Promise<number> {
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   const chat = new ConsoleChat({ bot: app.bot, input: process.stdin, output: process.stdout, tty, user: config.consoleUser });
   if (tty) process.stdout.write(`gpt-oss chatops bot, console mode (runner: ${app.runner?.name ?? 'external'}). Type /help; Ctrl-D quits.\n`);

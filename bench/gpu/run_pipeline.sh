@@ -39,7 +39,7 @@ run_quick_test() {  # $1: label, $2: TRAINER_LOAD_IN_4BIT value ("" = train.py's
   echo "== train.py --profile quick_test --backend cuda ($label)"
   rm -rf "$models"
   local t0=$SECONDS
-  TRAINER_LOAD_IN_4BIT=$2 timeout 420 $PY -u gpu-runner/trainer/train.py --profile quick_test --backend cuda \
+  TRAINER_LOAD_IN_4BIT=$2 timeout ${TRAIN_TIMEOUT:-420} $PY -u gpu-runner/trainer/train.py --profile quick_test --backend cuda \
     --base-model "$WORK/gpt-oss-tiny" --models-dir "$models" \
     > "$OUT_DIR/train-$label.stdout.jsonl" 2> "$OUT_DIR/train-$label.stderr.txt"
   local rc=$?

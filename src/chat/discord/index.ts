@@ -1,0 +1,158 @@
+/**
+ * The Discord adapter: the real discord.js client on the gateway. It registers our commands, defers every
+ * interaction before any work (Discord wants an answer within 3 s), turns the interaction into a CommandContext, and
+ * keeps job messages up to date: through the interaction's webhook while its token lives (15 minutes), then through
+ * the bot's own channel message.
+ */
+import { Client, DiscordAPIError, Events, GatewayIntentBits, MessageFlags, Routes, type AutocompleteInteraction, type ChatInputCommandInteraction, type Interaction } from 'discord.js';
+import type { BotServices } from '../../bot.ts';
+import type { Attachment, ChatSurface, CommandContext, MessageRef } from '../../command-kit.ts';
+import { logger } from '../../log.ts';
+import { PLATFORM_LIMITS } from '../limits.ts';
+import { registerCommands } from './commands.ts';
+
+const log = logger('discord');
+const LIMITS = PLATFORM_LIMITS.discord;
+const INVALID_WEBHOOK_TOKEN = 50027;
+
+export interface DiscordOptions {
+  bot: BotServices;
+  token: string;
+  applicationId: string;
+  guildId?: string;
+  apiBase?: string;
+  /** How long an interaction token is used for edits before the bot's channel message takes over (ms). */
+  interactionTokenTtlMs?: number;
+}
+
+interface InteractionMessage {
+  token: string;
+  createdAt: number;
+}
+
+const clip = (text: string) => (text.length > LIMITS.messageChars ? `${text.slice(0, LIMITS.messageChars - 1)}…` : text);
+
+export class DiscordChat implements ChatSurface {
+  readonly platform = 'discord';
+  readonly editIntervalMs = LIMITS.editIntervalMs;
+  readonly client: Client;
+  /** Messages that answer an interaction, by message id: their webhook token and when it was issued. */
+  private readonly viaWebhook = new Map<string, InteractionMessage>();
+  private readonly tokenTtlMs: number;
+
+  constructor(private readonly options: DiscordOptions) {
+    this.tokenTtlMs = options.interactionTokenTtlMs ?? LIMITS.interactionTokenMs - 60_000;
+    this.client = new Client({ intents: [GatewayIntentBits.Guilds], rest: options.apiBase ? { api: options.apiBase } : {} });
+    this.client.on(Events.InteractionCreate, (i) => void this.onInteraction(i));
+    this.client.on(Events.Error, (e) => log.error('client error', e));
+  }
+
+  async start(): Promise<void> {
+    const { bot, token, applicationId, guildId } = this.options;
+    this.client.rest.setToken(token);
+    const changed = await registerCommands(this.client.rest, applicationId, guildId, [...bot.commands.commands.values()]);
+    log.info(changed ? 'registered the slash commands' : 'slash commands unchanged');
+    const ready = new Promise<void>((resolve) => this.client.once(Events.ClientReady, () => resolve()));
+    await this.client.login(token);
+    await ready;
+    const resumed = await bot.watcher.resume(this, bot.config.progressEditIntervalMs);
+    if (resumed.length) log.info(`editing the messages of jobs ${resumed.join(', ')} again`);
+  }
+
+  async stop(): Promise<void> {
+    await this.client.destroy();
+  }
+
+  mention(userId: string): string {
+    return `<@${userId}>`;
+  }
+
+  async post(channelId: string, text: string): Promise<MessageRef> {
+    const msg = (await this.client.rest.post(Routes.channelMessages(channelId), { body: { content: clip(text), allowed_mentions: { parse: [] } } })) as { id: string };
+    return { channelId, id: msg.id };
+  }
+
+  edit(ref: MessageRef, text: string): Promise<void> {
+    return this.send(ref, { content: clip(text), allowed_mentions: { parse: [] } });
+  }
+
+  finish(ref: MessageRef, text: string, file: Attachment): Promise<void> {
+    const body = { content: clip(text), allowed_mentions: { parse: ['users'] }, attachments: [{ id: 0, filename: file.name, description: file.title }] };
+    return this.send(ref, body, [{ name: file.name, data: file.data, contentType: 'image/png' }]);
+  }
+
+  /** Edits a message: through the interaction webhook while its token is good, else as the bot's channel message. */
+  private async send(ref: MessageRef, body: object, files?: { name: string; data: Buffer; contentType: string }[]): Promise<void> {
+    const hook = this.viaWebhook.get(ref.id);
+    if (hook && Date.now() - hook.createdAt < this.tokenTtlMs) {
+      try {
+        await this.client.rest.patch(Routes.webhookMessage(this.options.applicationId, hook.token, ref.id), { body, files, auth: false });
+        return;
+      } catch (e) {
+        if (!(e instanceof DiscordAPIError && e.code === INVALID_WEBHOOK_TOKEN)) throw e;
+      }
+    }
+    this.viaWebhook.delete(ref.id);
+    await this.client.rest.patch(Routes.channelMessage(ref.channelId, ref.id), { body, files });
+  }
+
+  private async onInteraction(interaction: Interaction): Promise<void> {
+    try {
+      if (interaction.isAutocomplete()) await this.autocomplete(interaction);
+      else if (interaction.isChatInputCommand()) await this.command(interaction);
+    } catch (e) {
+      log.error(`interaction ${interaction.id} failed`, e);
+    }
+  }
+
+  private async command(i: ChatInputCommandInteraction): Promise<void> {
+    const { bot } = this.options;
+    const command = bot.commands.commands.get(i.commandName);
+    const sub = i.options.getSubcommand(false) ?? undefined;
+    const handler = sub ? command?.subcommands?.find((s) => s.name === sub) : command;
+    const ephemeral = Boolean(handler?.private);
+    // First the defer, before any work: Discord wants an answer within 3 seconds, whatever Redis is doing.
+    await i.deferReply(ephemeral ? { flags: MessageFlags.Ephemeral } : {});
+    let originalUsed = false;
+    const remember = (msg: { id: string; channelId: string }): MessageRef => {
+      this.viaWebhook.set(msg.id, { token: i.token, createdAt: i.createdTimestamp });
+      return { channelId: msg.channelId, id: msg.id };
+    };
+    const roles = i.member ? (Array.isArray(i.member.roles) ? i.member.roles : [...i.member.roles.cache.keys()]) : [];
+    const ctx: CommandContext = {
+      user: { id: i.user.id, name: i.user.globalName ?? i.user.username, platform: this.platform, roles },
+      channelId: i.channelId,
+      surface: this,
+      bot,
+      reply: async (text) => {
+        if (!originalUsed && !ephemeral) {
+          originalUsed = true;
+          return remember(await i.editReply({ content: clip(text), allowedMentions: { parse: [] } }));
+        }
+        return remember(await i.followUp({ content: clip(text), allowedMentions: { parse: [] } }));
+      },
+      replyPrivate: async (text) => {
+        if (!originalUsed && ephemeral) {
+          originalUsed = true;
+          await i.editReply({ content: clip(text) });
+          return;
+        }
+        if (!originalUsed) {
+          originalUsed = true;
+          await i.deleteReply(); // the public "thinking…" would stay forever otherwise
+        }
+        await i.followUp({ content: clip(text), flags: MessageFlags.Ephemeral });
+      },
+    };
+    const raw: Record<string, unknown> = {};
+    const given = sub ? i.options.data[0]?.options ?? [] : i.options.data;
+    for (const o of given) raw[o.name] = o.value;
+    await bot.commands.dispatchNamed(i.commandName, sub, raw, ctx);
+  }
+
+  private async autocomplete(i: AutocompleteInteraction): Promise<void> {
+    const typed = String(i.options.getFocused()).toLowerCase();
+    const names = ['latest', ...(await this.options.bot.models.list()).filter((m) => m.status === 'succeeded').map((m) => m.name)];
+    await i.respond(names.filter((n) => n.toLowerCase().includes(typed)).slice(0, 25).map((n) => ({ name: n, value: n })));
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * The real discord.js client against a local stand-in for Discord's gateway and REST API (tests/helpers/
+ * discord-double.ts replaces Discord's servers), with the real queue, runner and trainer behind it.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { startRunner, type Runner } from '../../gpu-runner/runner.ts';
+import { createBot, type Bot } from '../../src/bot.ts';
+import { DiscordChat } from '../../src/chat/discord/index.ts';
+import { loadConfig, REPO_ROOT, type Config } from '../../src/config.ts';
+import { closeRedis, connectRedis } from '../../src/redis.ts';
+import { APP_ID, DiscordDouble, GUILD_ID, type DoubleMessage } from '../helpers/discord-double.ts';
+
+const TOKEN = 'test-bot-token.not-a-real-one.xxxxxxxxxxxxxxxx';
+const ADA = { id: '1600000000000000001', name: 'ada', roles: ['1700000000000000001'] };
+const EVE = { id: '1600000000000000002', name: 'eve', roles: [] };
+
+let prefixCounter = 0;
+
+async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+interface Stack {
+  config: Config;
+  bot: Bot;
+  discord: DiscordChat;
+  stop(): Promise<void>;
+}
+
+async function startBot(double: DiscordDouble, env: Record<string, string>, modelsDir: string, tokenTtlMs?: number): Promise<Stack> {
+  const config = loadConfig({
+    REDIS_URL: inject('redisUrl'),
+    MODELS_DIR: modelsDir,
+    PYTHON: join(REPO_ROOT, '.venv/bin/python'),
+    DISCORD_TOKEN: TOKEN,
+    DISCORD_APPLICATION_ID: APP_ID,
+    DISCORD_GUILD_ID: GUILD_ID,
+    DISCORD_API_BASE: double.apiBase,
+    ...env,
+  });
+  const connection = connectRedis(config.redisUrl!);
+  const bot = await createBot(config, connection);
+  const discord = new DiscordChat({ bot, token: TOKEN, applicationId: APP_ID, guildId: GUILD_ID, apiBase: double.apiBase, interactionTokenTtlMs: tokenTtlMs });
+  await discord.start();
+  return {
+    config,
+    bot,
+    discord,
+    async stop() {
+      await discord.stop();
+      await bot.close();
+      await closeRedis(connection);
+    },
+  };
+}
+
+async function startRunnerFor(config: Config): Promise<{ runner: Runner; stop(): Promise<void> }> {
+  const connection = connectRedis(config.redisUrl!);
+  const runner = await startRunner({ config, connection, stalledInterval: 1_000 });
+  return { runner, stop: async () => (await runner.close(), await closeRedis(connection)) };
+}
+
+describe('Discord', () => {
+  const double = new DiscordDouble();
+  let modelsDir: string;
+  let stack: Stack;
+  let runner: { stop(): Promise<void> };
+  const env = () => ({ QUEUE_PREFIX: `discord${process.pid}x${prefixCounter}`, ALLOW_TRAIN: `role:${ADA.roles[0]}` });
+
+  beforeAll(async () => {
+    prefixCounter++;
+    await double.start();
+    modelsDir = await mkdtemp(join(tmpdir(), 'discord-models-'));
+    stack = await startBot(double, env(), modelsDir);
+    runner = await startRunnerFor(stack.config);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await runner?.stop();
+    await double.stop();
+    await rm(modelsDir, { recursive: true, force: true });
+  });
+
+  it('registers its commands once, with the profiles as choices of /train, and not again when nothing changed', async () => {
+    expect(double.commandPuts).toBe(1);
+    const train = double.commands.find((c) => c.name === 'train');
+    expect(train.options.map((o: any) => o.name)).toEqual(['quick_test', 'standard', 'full', 'max_quality', 'conservative', 'status', 'cancel']);
+    const standard = train.options.find((o: any) => o.name === 'standard');
+    expect(standard.options).toEqual([
+      expect.objectContaining({ name: 'r', type: 4, min_value: 1, max_value: 256, required: false }),
+      expect.objectContaining({ name: 'scheduler', type: 3, choices: expect.arrayContaining([{ name: 'cosine', value: 'cosine' }]) }),
+    ]);
+    const again = await startBot(double, env(), modelsDir);
+    await again.stop();
+    expect(double.commandPuts).toBe(1);
+  });
+
+  let model: DoubleMessage;
+  it('/train quick_test: deferred within 3 s, then one message edited with bands, ending with the PNG and a mention', async () => {
+    const { id, token } = double.slash('train', 'quick_test', {}, ADA);
+    const delay = await until('the defer', () => double.answerDelayMs(id));
+    expect(delay).toBeLessThan(3_000);
+    expect(double.callbacks.get(id)).toMatchObject({ type: 5, flags: 0 });
+    const msg = await until('the final message', () => {
+      const m = double.original(token);
+      return m && m.files.length > 0 && m;
+    }, 120_000);
+    model = msg;
+    const contents = msg.history.map((h) => h.content);
+    expect(contents[1]).toMatch(/^🧪 Training job \*\*\d+\*\*: \*\*quick_test\*\* · 30 steps · 100 examples · for ada\n/);
+    const progress = contents.filter((c) => /\[[█░]{20}\] \d+\/30 · loss \d+\.\d+ (⚠️|🟡|🎯|✅|🔴)/.test(c));
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(msg.content).toMatch(/\n✅ job \d+ done · final loss \d+\.\d{3} \S+ \w+ · \d+:\d\d · model `tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?` \(now latest\) · <@1600000000000000001>$/);
+    expect(msg.files[0]!.name).toMatch(/^loss-curve-job-\d+\.png$/);
+    expect(msg.files[0]!.data.subarray(1, 4).toString()).toBe('PNG');
+  });
+
+  it('never edits one message more often than about once a second', () => {
+    const edits = model.history.slice(1).map((h) => h.at);
+    for (let i = 1; i < edits.length; i++) expect(edits[i]! - edits[i - 1]!).toBeGreaterThanOrEqual(950);
+  });
+
+  it('/models list lists the model, and model names autocomplete', async () => {
+    const { token } = double.slash('models', 'list', {}, EVE);
+    const list = await until('the list', () => double.original(token)?.content.includes('Models') && double.original(token));
+    expect(list.content).toMatch(/→ `tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?` · quick_test · .* · r=8 · latest/);
+    const { id } = double.autocomplete('models', 'info', 'name', 'quick', EVE);
+    await until('the autocomplete answer', () => double.callbacks.get(id));
+    const answer = double.requests.find((r) => r.path.startsWith(`/interactions/${id}/`));
+    expect(answer?.body).toMatchObject({ type: 8, data: { choices: [expect.objectContaining({ value: expect.stringMatching(/^tiny-gpt-oss_quick_test_/) })] } });
+  });
+
+  it('refuses /train to a user without the role, privately, and queues nothing', async () => {
+    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed');
+    const { token } = double.slash('train', 'standard', {}, EVE);
+    const refusal = await until('the refusal', () => double.messagesOf(token).find((m) => m.flags === 64));
+    expect(refusal.content).toBe('⚠️ you may not run /train standard here (ALLOW_TRAIN); ask whoever runs the bot');
+    expect(double.original(token)).toBeUndefined(); // the public "thinking…" was deleted
+    expect(await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed')).toEqual(before);
+  });
+
+  it('refuses a malformed option with a useful message and queues nothing', async () => {
+    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed');
+    const { token } = double.slash('train', 'standard', { r: 999, scheduler: 'zigzag' }, ADA);
+    const refusal = await until('the refusal', () => double.messagesOf(token).find((m) => m.flags === 64));
+    expect(refusal.content).toBe('⚠️ r must be a whole number from 1 to 256');
+    expect(await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed')).toEqual(before);
+  });
+
+  it('/help lists only what the caller may run', async () => {
+    const { id, token } = double.slash('help', undefined, {}, EVE);
+    const help = await until('help', () => double.original(token)?.content.includes('Commands') && double.original(token));
+    expect(double.callbacks.get(id)?.flags).toBe(64);
+    expect(help.content).not.toContain('quick_test');
+    expect(help.content).toContain('/models list');
+  });
+
+  it('keeps editing through the bot’s channel message once the interaction token has expired, and after a bot restart', async () => {
+    const { token } = double.slash('train', 'standard', {}, ADA);
+    const msg = await until('progress', () => {
+      const m = double.original(token);
+      return m && m.history.some((h) => /\d+\/200/.test(h.content)) && m;
+    }, 60_000);
+    double.expiredTokens.add(token);
+    await until('an edit through the channel', () => msg.history.some((h) => h.via === 'channel' && /\d+\/200/.test(h.content)));
+    // the bot restarts: a new process knows nothing of the interaction, only the message id stored with the job
+    await stack.stop();
+    const restartedAt = msg.history.length;
+    stack = await startBot(double, env(), modelsDir);
+    const jobId = /job \*\*(\d+)\*\*/.exec(msg.content)![1]!;
+    await until('an edit by the restarted bot', () => msg.history.length > restartedAt + 1);
+    expect(msg.history.slice(restartedAt).every((h) => h.via === 'channel')).toBe(true);
+    const botAuth = double.requests.filter((r) => r.method === 'PATCH' && r.path === `/channels/${msg.channelId}/messages/${msg.id}`);
+    expect(botAuth.length).toBeGreaterThan(0);
+    expect(botAuth.every((r) => r.auth === `Bot ${TOKEN}`)).toBe(true);
+    await stack.bot.queue.cancel(jobId, 'test');
+    await until('the cancelled line', () => /🛑 job \d+ cancelled by test/.test(msg.content), 30_000);
+  });
+
+  it('never puts the bot token in a message', () => {
+    for (const m of double.messages.values()) expect(m.history.some((h) => h.content.includes(TOKEN))).toBe(false);
+  });
+});
