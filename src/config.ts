@@ -44,6 +44,12 @@ const EnvSchema = z.object({
   DISCORD_APPLICATION_ID: z.string().regex(/^\d{5,25}$/, 'must be the numeric application id').optional(),
   DISCORD_GUILD_ID: z.string().regex(/^\d{5,25}$/, 'must be a numeric guild (server) id').optional(),
   DISCORD_API_BASE: z.url({ protocol: /^https?$/ }).optional(),
+  SLACK_BOT_TOKEN: z.string().regex(/^xoxb-/, 'must be a bot token (xoxb-…)').optional(),
+  SLACK_APP_TOKEN: z.string().regex(/^xapp-/, 'must be an app-level token (xapp-…)').optional(),
+  SLACK_SIGNING_SECRET: z.string().min(8).optional(),
+  SLACK_MODE: z.enum(['socket', 'http']).optional(),
+  SLACK_PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  SLACK_API_URL: z.url({ protocol: /^https?$/ }).optional(),
   ALLOW_TRAIN: rule.default(['*']),
   ALLOW_CANCEL_ANY: rule.default([]),
   MAX_QUEUED_PER_USER: z.coerce.number().int().positive().default(3),
@@ -67,6 +73,10 @@ export interface Config {
   /** Unset: each entry point picks its own (the console bot: warn; a runner host: info). */
   logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
   discord: { token: string; applicationId: string; guildId: string | undefined; apiBase: string | undefined } | undefined;
+  slack:
+    | { botToken: string; mode: 'socket'; appToken: string; apiUrl: string | undefined }
+    | { botToken: string; mode: 'http'; signingSecret: string; port: number; apiUrl: string | undefined }
+    | undefined;
   /** Who may do what (src/access.ts). */
   access: Record<Permission, Rule>;
   /** Trainings one user may have waiting or running at once. */
@@ -92,8 +102,11 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
   const secrets: string[] = [];
   const problems: string[] = [];
   if (e.DISCORD_TOKEN && !e.DISCORD_APPLICATION_ID) problems.push('DISCORD_APPLICATION_ID: required with DISCORD_TOKEN');
+  const slackMode = e.SLACK_MODE ?? (e.SLACK_APP_TOKEN ? 'socket' : 'http');
+  if (e.SLACK_BOT_TOKEN && slackMode === 'socket' && !e.SLACK_APP_TOKEN) problems.push('SLACK_APP_TOKEN: required for Socket Mode');
+  if (e.SLACK_BOT_TOKEN && slackMode === 'http' && !e.SLACK_SIGNING_SECRET) problems.push('SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN (or set SLACK_APP_TOKEN for Socket Mode)');
   if (problems.length) throw new ConfigError(problems);
-  if (e.DISCORD_TOKEN) secrets.push(e.DISCORD_TOKEN);
+  for (const s of [e.DISCORD_TOKEN, e.SLACK_BOT_TOKEN, e.SLACK_APP_TOKEN, e.SLACK_SIGNING_SECRET]) if (s) secrets.push(s);
   if (e.REDIS_URL) {
     const u = new URL(e.REDIS_URL);
     if (u.password) secrets.push(decodeURIComponent(u.password), u.password);
@@ -115,6 +128,11 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     discord: e.DISCORD_TOKEN
       ? { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID!, guildId: e.DISCORD_GUILD_ID, apiBase: e.DISCORD_API_BASE }
       : undefined,
+    slack: !e.SLACK_BOT_TOKEN
+      ? undefined
+      : slackMode === 'socket'
+        ? { botToken: e.SLACK_BOT_TOKEN, mode: 'socket', appToken: e.SLACK_APP_TOKEN!, apiUrl: e.SLACK_API_URL }
+        : { botToken: e.SLACK_BOT_TOKEN, mode: 'http', signingSecret: e.SLACK_SIGNING_SECRET!, port: e.SLACK_PORT, apiUrl: e.SLACK_API_URL },
     access: { train: e.ALLOW_TRAIN, cancel_any: e.ALLOW_CANCEL_ANY },
     maxQueuedPerUser: e.MAX_QUEUED_PER_USER,
     secrets: secrets.filter((s) => s.length >= 4),

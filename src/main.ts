@@ -9,6 +9,7 @@
 import { startApp, type App } from './app.ts';
 import { ConsoleChat } from './chat/console.ts';
 import { DiscordChat } from './chat/discord/index.ts';
+import { SlackChat } from './chat/slack/index.ts';
 import { loadConfigForCli, type Config } from './config.ts';
 import { logger } from './log.ts';
 
@@ -28,6 +29,11 @@ async function main(): Promise<number> {
     const discord = new DiscordChat({ bot: app.bot, ...config.discord });
     await discord.start();
     platforms.push(discord);
+  }
+  if (config.slack) {
+    const slack = new SlackChat({ bot: app.bot, ...config.slack });
+    await slack.start();
+    platforms.push(slack);
   }
   if (platforms.length === 0) return runConsole(config, app);
 
