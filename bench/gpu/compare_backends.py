@@ -96,6 +96,11 @@ def worker(a: argparse.Namespace) -> None:
     from trl import SFTConfig, SFTTrainer
 
     lora = [n for n, p in model.named_parameters() if p.requires_grad]
+    # how the experts' base weight is stored (bf16 3-D Parameter, or bnb's packed Params4bit)
+    expert_weight = next(({"name": n, "class": type(p).__name__, "dtype": str(p.dtype), "shape": list(p.shape),
+                           "device": str(p.device)}
+                          for n, p in model.named_parameters() if "experts" in n and "gate_up_proj" in n
+                          and "lora_" not in n), None)
     experts = [n for n in lora if ".experts." in n]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total_steps = a.warmup + a.steps
@@ -138,7 +143,8 @@ def worker(a: argparse.Namespace) -> None:
         "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2) if cuda else None,
         "allocated_after_load_gib": round(mem_loaded, 2),
         "trainable_parameters": trainable, "lora_tensors": len(lora), "expert_lora_tensors": len(experts),
-        "expert_lora_example": experts[:2], "train_loss": round(float(out.training_loss), 4),
+        "expert_lora_example": experts[:2], "expert_base_weight": expert_weight,
+        "train_loss": round(float(out.training_loss), 4),
     }
     print("RESULT " + json.dumps(result), flush=True)
 

@@ -12,7 +12,9 @@ import { createBot, type Bot } from '../../src/bot.ts';
 import { DiscordChat } from '../../src/chat/discord/index.ts';
 import { loadConfig, REPO_ROOT, type Config } from '../../src/config.ts';
 import { closeRedis, connectRedis } from '../../src/redis.ts';
+import { SlackChat } from '../../src/chat/slack/index.ts';
 import { APP_ID, DiscordDouble, GUILD_ID, type DoubleMessage } from '../helpers/discord-double.ts';
+import { APP_TOKEN, BOT_TOKEN, SlackDouble } from '../helpers/slack-double.ts';
 
 const TOKEN = 'test-bot-token.not-a-real-one.xxxxxxxxxxxxxxxx';
 const ADA = { id: '1600000000000000001', name: 'ada', roles: ['1700000000000000001'] };
@@ -50,6 +52,12 @@ async function startBot(double: DiscordDouble, env: Record<string, string>, mode
   });
   const connection = connectRedis(config.redisUrl!);
   const bot = await createBot(config, connection);
+  // Slack beside it in the same process, as when both platforms' tokens are set, and first to make a request: its
+  // libraries must not break Discord's (a newer undici then owns the process-wide HTTP dispatcher)
+  const slackDouble = new SlackDouble();
+  await slackDouble.start();
+  const slack = new SlackChat({ bot, botToken: BOT_TOKEN, mode: 'socket', appToken: APP_TOKEN, apiUrl: slackDouble.apiUrl });
+  await slack.start();
   const discord = new DiscordChat({ bot, token: TOKEN, applicationId: APP_ID, guildId: GUILD_ID, apiBase: double.apiBase, interactionTokenTtlMs: tokenTtlMs });
   await discord.start();
   return {
@@ -57,6 +65,8 @@ async function startBot(double: DiscordDouble, env: Record<string, string>, mode
     bot,
     discord,
     async stop() {
+      await slack.stop();
+      await slackDouble.stop();
       await discord.stop();
       await bot.close();
       await closeRedis(connection);

@@ -4,7 +4,7 @@
  * keeps job messages up to date: through the interaction's webhook while its token lives (15 minutes), then through
  * the bot's own channel message.
  */
-import { Client, DiscordAPIError, Events, GatewayIntentBits, MessageFlags, Routes, type AutocompleteInteraction, type ChatInputCommandInteraction, type Interaction } from 'discord.js';
+import { Client, DiscordAPIError, Events, GatewayIntentBits, MessageFlags, Routes, type AutocompleteInteraction, type ChatInputCommandInteraction, type Interaction, type RESTOptions } from 'discord.js';
 import type { BotServices } from '../../bot.ts';
 import type { Attachment, ChatSurface, CommandContext, MessageRef } from '../../command-kit.ts';
 import { logger } from '../../log.ts';
@@ -42,7 +42,10 @@ export class DiscordChat implements ChatSurface {
 
   constructor(private readonly options: DiscordOptions) {
     this.tokenTtlMs = options.interactionTokenTtlMs ?? LIMITS.interactionTokenMs - 60_000;
-    this.client = new Client({ intents: [GatewayIntentBits.Guilds], rest: options.apiBase ? { api: options.apiBase } : {} });
+    // Requests go through Node's own fetch: discord.js's bundled undici would hand a multipart body (the loss curve)
+    // to the process-wide dispatcher, which is a newer undici's once Bolt is loaded beside it, and that one fails.
+    const makeRequest = ((url: string, init: RequestInit) => fetch(url, init)) as unknown as RESTOptions['makeRequest'];
+    this.client = new Client({ intents: [GatewayIntentBits.Guilds], rest: { makeRequest, ...(options.apiBase && { api: options.apiBase }) } });
     this.client.on(Events.InteractionCreate, (i) => void this.onInteraction(i));
     this.client.on(Events.Error, (e) => log.error('client error', e));
   }
