@@ -45,6 +45,7 @@ function watched(redis: Redis): Redis {
 
 export interface EmbeddedRedis {
   url: string;
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -86,6 +87,7 @@ export async function startEmbeddedRedis(binary = 'redis-server'): Promise<Embed
   log.debug(`embedded redis-server on ${url}`);
   return {
     url,
+    pid: child.pid,
     async stop() {
       child.kill('SIGTERM');
       await child;

@@ -11,7 +11,7 @@ import { startRunner, type Runner } from '../../gpu-runner/runner.ts';
 import { createBot, type Bot } from '../../src/bot.ts';
 import { DiscordChat } from '../../src/chat/discord/index.ts';
 import { loadConfig, REPO_ROOT, type Config } from '../../src/config.ts';
-import { closeRedis, connectRedis } from '../../src/redis.ts';
+import { closeRedis, connectRedis, startEmbeddedRedis } from '../../src/redis.ts';
 import { SlackChat } from '../../src/chat/slack/index.ts';
 import { APP_ID, DiscordDouble, GUILD_ID, type DoubleMessage } from '../helpers/discord-double.ts';
 import { APP_TOKEN, BOT_TOKEN, SlackDouble } from '../helpers/slack-double.ts';
@@ -41,7 +41,7 @@ interface Stack {
 
 async function startBot(double: DiscordDouble, env: Record<string, string>, modelsDir: string, tokenTtlMs?: number): Promise<Stack> {
   const config = loadConfig({
-    REDIS_URL: inject('redisUrl'),
+    REDIS_URL: env.REDIS_URL ?? inject('redisUrl'),
     MODELS_DIR: modelsDir,
     PYTHON: join(REPO_ROOT, '.venv/bin/python'),
     DISCORD_TOKEN: TOKEN,
@@ -199,5 +199,28 @@ describe('Discord', () => {
 
   it('never puts the bot token in a message', () => {
     for (const m of double.messages.values()) expect(m.history.some((h) => h.content.includes(TOKEN))).toBe(false);
+  });
+});
+
+describe('Discord with Redis not answering', () => {
+  it('still defers within 3 s, then says the queue is unavailable, privately', async () => {
+    const double = new DiscordDouble();
+    await double.start();
+    const redis = await startEmbeddedRedis();
+    const modelsDir = await mkdtemp(join(tmpdir(), 'discord-models-'));
+    const stack = await startBot(double, { REDIS_URL: redis.url, QUEUE_PREFIX: 'slowredis' }, modelsDir);
+    process.kill(redis.pid!, 'SIGSTOP'); // Redis hangs: no answer, no error
+    try {
+      const { id, token } = double.slash('train', 'quick_test', {}, ADA);
+      expect(await until('the defer', () => double.answerDelayMs(id))).toBeLessThan(3_000);
+      const answer = await until('the answer', () => double.messagesOf(token).find((m) => m.flags === 64), 15_000);
+      expect(answer.content).toBe('⚠️ the job queue is unavailable right now; try again in a minute');
+    } finally {
+      process.kill(redis.pid!, 'SIGCONT');
+      await stack.stop();
+      await redis.stop();
+      await double.stop();
+      await rm(modelsDir, { recursive: true, force: true });
+    }
   });
 });
