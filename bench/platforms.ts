@@ -19,6 +19,7 @@ import { loadConfig, REPO_ROOT } from '../src/config.ts';
 import { closeRedis, connectRedis, startEmbeddedRedis } from '../src/redis.ts';
 import { APP_ID, DiscordDouble, GUILD_ID } from '../tests/helpers/discord-double.ts';
 import { APP_TOKEN, BOT_TOKEN, SlackDouble } from '../tests/helpers/slack-double.ts';
+import { until } from '../tests/helpers/until.ts';
 
 const N = Number(process.argv[2] ?? 1000);
 const WARMUP = 20;
@@ -32,24 +33,13 @@ function stats(ms: number[]) {
 }
 const fmt = (x: number) => x.toFixed(2).padStart(7);
 
-/** Polls `f`: at once again (setImmediate) while timing commands, every 50 ms (no spinning) during a training run. */
-async function until<T>(f: () => T | undefined | false, timeoutMs = 30_000, pollMs = 0): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => (pollMs ? setTimeout(r, pollMs) : setImmediate(r)));
-  }
-}
-
 /** Sends N commands one at a time; each waits for the previous one's answer to be complete. */
 async function discordDelays(double: DiscordDouble): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < N + WARMUP; i++) {
     const { id, token } = double.slash('help', undefined, {}, USER);
-    const delay = await until(() => double.answerDelayMs(id));
-    await until(() => double.original(token)?.content);
+    const delay = await until('the defer', () => double.answerDelayMs(id), 30_000, 0);
+    await until('the answer', () => double.original(token)?.content, 30_000, 0);
     if (i >= WARMUP) out.push(delay);
   }
   return out;
@@ -60,8 +50,8 @@ async function slackDelays(double: SlackDouble, answered: () => number): Promise
   for (let i = 0; i < N + WARMUP; i++) {
     const before = answered();
     const envelope = double.slash('/help', '', USER);
-    const delay = await until(() => double.ackDelays.get(envelope));
-    await until(() => answered() > before);
+    const delay = await until('the ack', () => double.ackDelays.get(envelope), 30_000, 0);
+    await until('the answer', () => answered() > before, 30_000, 0);
     if (i >= WARMUP) out.push(delay);
   }
   return out;
@@ -79,7 +69,7 @@ try {
     if (i.isChatInputCommand()) void i.deferReply({ flags: 64 }).then(() => i.editReply('ok'));
   });
   await bare.login(DISCORD_TOKEN);
-  await until(() => bare.isReady());
+  await until('the bare client', () => bare.isReady(), 30_000, 0);
   const bareDiscord = stats(await discordDelays(dd));
   await bare.destroy();
 
@@ -128,12 +118,12 @@ try {
   const runnerConn = connectRedis(redis.url);
   const runner = await startRunner({ config, connection: runnerConn });
   const { token } = dd.slash('train', 'quick_test', {}, { ...USER });
-  const dMsg = await until(() => {
+  const dMsg = await until('the Discord run', () => {
     const m = dd.original(token);
     return m && m.files.length > 0 && m;
   }, 120_000, 50);
   sd2.slash('/train', 'quick_test', USER);
-  const sMsg = await until(() => {
+  const sMsg = await until('the Slack run', () => {
     const m = sd2.find(/^🧪 Training job/);
     return m && m.files.length > 0 && m;
   }, 120_000, 50);

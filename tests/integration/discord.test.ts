@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until } from '../helpers/until.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { startRunner, type Runner } from '../../gpu-runner/runner.ts';
@@ -21,16 +22,6 @@ const ADA = { id: '1600000000000000001', name: 'ada', roles: ['17000000000000000
 const EVE = { id: '1600000000000000002', name: 'eve', roles: [] };
 
 let prefixCounter = 0;
-
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 interface Stack {
   config: Config;

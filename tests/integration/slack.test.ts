@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until } from '../helpers/until.ts';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startRunner, type Runner } from '../../gpu-runner/runner.ts';
 import { createBot, type Bot } from '../../src/bot.ts';
@@ -17,16 +18,6 @@ import { APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, SlackDouble, sign, slashPayload, 
 const ADA = { id: 'U0ADA', name: 'ada' };
 const EVE = { id: 'U0EVE', name: 'eve' };
 let prefixCounter = 0;
-
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 interface Stack {
   config: Config;
