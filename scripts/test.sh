@@ -10,7 +10,7 @@ npx --no-install tsc --noEmit || failed+=("tsc")
 echo "== vitest"
 npx --no-install vitest run "$@" || failed+=("vitest")
 echo "== pytest"
-.venv/bin/python -m pytest -q gpu-runner/trainer/tests || failed+=("pytest")
+.venv/bin/python -m pytest -q gpu-runner/trainer/tests gpu-runner/inference/tests || failed+=("pytest")
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}"
   exit 1
