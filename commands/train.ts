@@ -11,6 +11,9 @@ const overrides: OptionSpec[] = [
 ];
 const jobOption = (required: boolean): OptionSpec => ({ name: 'job', description: 'the job id from the job card', type: 'string', required });
 
+/** The same person: the same id on the same platform (ids of two platforms may collide). */
+const isRequester = (data: TrainJobData, ctx: CommandContext) => data.requestedBy.id === ctx.user.id && data.requestedBy.platform === ctx.user.platform;
+
 async function queueTraining(profile: string, ctx: CommandContext, args: Record<string, unknown>): Promise<void> {
   const { queue, watcher } = ctx.bot;
   const data: TrainJobData = {
@@ -20,13 +23,20 @@ async function queueTraining(profile: string, ctx: CommandContext, args: Record<
     requestedBy: { id: ctx.user.id, name: ctx.user.name, platform: ctx.surface.platform },
     origin: { platform: ctx.surface.platform, channelId: ctx.channelId },
   };
-  const pending = (await queue.pending()).filter((j) => j.data.requestedBy.id === ctx.user.id).length;
+  const pending = (await queue.pending()).filter((j) => isRequester(j.data, ctx)).length;
   const max = ctx.bot.config.maxQueuedPerUser;
   if (pending >= max) throw new UserError(`you have ${pending} training${pending === 1 ? '' : 's'} waiting or running (the limit is ${max}); /train status lists them`);
   const { job, position, running } = await queue.add(data);
   const status = queuedLine(job.id!, position, running);
   // one message per job: this header, and under it a status line that keeps itself up to date
-  const ref = await ctx.reply(`${jobHeader(job.id!, data)}\n${status}`);
+  let ref;
+  try {
+    ref = await ctx.reply(`${jobHeader(job.id!, data)}\n${status}`);
+  } catch (e) {
+    // no message, no job: a run nobody can follow or cancel from the channel must not start
+    await queue.cancel(job.id!, ctx.user.name).catch(() => undefined);
+    throw e;
+  }
   // the message id lives with the job, so a restarted bot edits the same message
   await job.updateData({ ...data, origin: { ...data.origin, messageId: ref.id } }).catch(() => undefined);
   void watcher.follow(job.id!, ctx.surface, ref, { data, status, intervalMs: ctx.bot.config.progressEditIntervalMs });
@@ -54,7 +64,7 @@ const status: Handler = {
       await ctx.replyPrivate(jobStatus(await ctx.bot.queue.view(String(args.job))));
       return;
     }
-    const mine = (await ctx.bot.queue.pending()).filter((j) => j.data.requestedBy.id === ctx.user.id);
+    const mine = (await ctx.bot.queue.pending()).filter((j) => isRequester(j.data, ctx));
     await ctx.replyPrivate(mine.length ? mine.map(jobStatus).join('\n') : 'You have no jobs waiting or running; /queue shows everyone’s.');
   },
 };
@@ -68,7 +78,7 @@ const cancel: Handler = {
     const id = String(args.job);
     const view = await ctx.bot.queue.view(id);
     if (view.state !== 'waiting' && view.state !== 'active') throw new InvalidInput(`job ${id} has already ${view.state === 'completed' ? 'finished' : view.state}`);
-    if (view.data.requestedBy.id !== ctx.user.id && !ctx.bot.access.allows('cancel_any', ctx.user, ctx.channelId)) {
+    if (!isRequester(view.data, ctx) && !ctx.bot.access.allows('cancel_any', ctx.user, ctx.channelId)) {
       throw new UserError(`job ${id} belongs to ${view.data.requestedBy.name}; only they (or ALLOW_CANCEL_ANY) can cancel it`);
     }
     const how = await ctx.bot.queue.cancel(id, ctx.user.name);

@@ -66,11 +66,14 @@ export interface MessageRef {
 /** What the core needs from a chat platform to talk in a channel. */
 export interface ChatSurface {
   readonly platform: string;
-  /** The least time between two edits of one message (ms): the platform's limit. */
+  /** The time between two edits of one message (ms) unless a setting says otherwise. */
   readonly editIntervalMs: number;
-  post(channelId: string, text: string): Promise<MessageRef>;
+  /** The least time between two edits of one message that the platform allows (ms): no setting goes below it. */
+  readonly minEditIntervalMs: number;
+  /** A new message; `ping` names the one user it may notify (mentions are otherwise inert). */
+  post(channelId: string, text: string, options?: { ping?: string }): Promise<MessageRef>;
   edit(ref: MessageRef, text: string): Promise<void>;
-  /** How to mention a user in a message (`<@U1>` on Discord and Slack). */
+  /** How to mention a user in a message (`<@U1>` on Discord and Slack); a new message with it notifies them. */
   mention?(userId: string): string;
   /**
    * The last word on a job: show `text` in the message and attach a file (the loss curve). Without this capability

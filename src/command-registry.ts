@@ -65,7 +65,8 @@ export class CommandRegistry {
   async dispatchNamed(name: string, sub: string | undefined, raw: Record<string, unknown>, ctx: CommandContext): Promise<void> {
     const command = this.commands.get(name);
     if (!command) {
-      log.warn(`unknown command /${name}`);
+      log.warn(`unknown command /${name} (registered by an older version?)`);
+      await ctx.replyPrivate(`unknown command /${clip(name, 32)}; /help lists the commands`);
       return;
     }
     await this.run(command, ctx, () => {

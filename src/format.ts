@@ -5,6 +5,8 @@ import type { TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
 import { bandById, bandFor, PROFILES } from './tables.ts';
 
 const BAR_WIDTH = 20;
+/** Rows of /models list: about 2,000 characters, Discord's message size. */
+const MODELS_LISTED = 15;
 
 export function progressBar(step: number, max: number, width = BAR_WIDTH): string {
   const filled = max > 0 ? Math.min(width, Math.round((step / max) * width)) : 0;
@@ -110,5 +112,6 @@ export function modelList(models: ModelEntry[]): string {
         : { running: '⏳ training', failed: '❌ failed', cancelled: '🛑 cancelled', unknown: '❔ no training_info.txt' }[m.status];
     return `${m.isLatest ? '→' : ' '} \`${m.name}\` · ${m.profile} · ${when} · ${state}${m.rank ? ` · r=${m.rank}` : ''}${m.isLatest ? ' · latest' : ''}`;
   });
-  return [`**Models** (newest first, ${models.length}):`, ...rows].join('\n');
+  const more = rows.length > MODELS_LISTED ? [`… and ${rows.length - MODELS_LISTED} older (/models info <name> shows any)`] : [];
+  return [`**Models** (newest first, ${models.length}):`, ...rows.slice(0, MODELS_LISTED), ...more].join('\n');
 }

@@ -82,7 +82,8 @@ export class JobWatcher {
     let settle!: (o: JobOutcome) => void;
     const outcome = new Promise<JobOutcome>((resolve) => (settle = resolve));
     const header = jobHeader(jobId, options.data);
-    const live = new LiveMessage(surface, ref, `${header}\n${options.status}`, options.intervalMs ?? surface.editIntervalMs);
+    const interval = Math.max(options.intervalMs ?? surface.editIntervalMs, surface.minEditIntervalMs);
+    const live = new LiveMessage(surface, ref, `${header}\n${options.status}`, interval);
     this.followed.set(jobId, { live, surface, ref, header, data: options.data, noticesShown: 0, settle, outcome });
     void this.catchUp(jobId);
     return outcome;
@@ -147,8 +148,7 @@ export class JobWatcher {
     if (!f) return;
     this.followed.delete(jobId);
     const line = outcome.state === 'completed' ? finishedLine(jobId, outcome.result) : failedLine(jobId, outcome.reason);
-    const who = f.surface.mention && f.data.requestedBy.platform === f.surface.platform ? ` · ${f.surface.mention(f.data.requestedBy.id)}` : '';
-    const text = `${f.header}\n${line}${who}`;
+    const text = `${f.header}\n${line}`;
     const { finish } = f.surface;
     if (outcome.state === 'completed' && outcome.result.losses.length > 0 && finish) {
       const png = renderLossCurve(outcome.result.losses, outcome.result.firstStep);
@@ -156,6 +156,12 @@ export class JobWatcher {
       await f.live.finish(text, (t) => finish.call(f.surface, f.ref, t, file));
     } else {
       await f.live.finish(text);
+    }
+    // An edit notifies nobody: whoever asked hears of the end through a new message that mentions them.
+    const { requestedBy } = f.data;
+    if (f.surface.mention && requestedBy.platform === f.surface.platform) {
+      const short = outcome.state === 'completed' ? `job ${jobId} is done: \`${outcome.result.modelName}\`` : `job ${jobId} ${outcome.state === 'cancelled' ? 'was cancelled' : 'failed'}`;
+      await f.surface.post(f.ref.channelId, `${f.surface.mention(requestedBy.id)} ${short}`, { ping: requestedBy.id }).catch((e) => log.warn('could not notify the requester', e));
     }
     f.settle(outcome);
   }

@@ -64,7 +64,14 @@ export class LiveMessage {
     this.lastEditAt = this.now();
     this.edits++;
     this.inFlight = this.inFlight
-      .then(() => (send ? send(text) : this.surface.edit(this.ref, text)))
+      .then(() =>
+        send
+          ? send(text).catch((e) => {
+              log.warn(`could not attach to message ${this.ref.id}; editing its text only`, e);
+              return this.surface.edit(this.ref, text);
+            })
+          : this.surface.edit(this.ref, text),
+      )
       .catch((e) => log.warn(`could not edit message ${this.ref.id}`, e));
   }
 }

@@ -27,6 +27,7 @@ const plain = (text: string) => text.replace(/\*\*(.+?)\*\*/g, '$1').replace(/`(
 export class ConsoleChat implements ChatSurface {
   readonly platform = 'console';
   readonly editIntervalMs: number;
+  readonly minEditIntervalMs = 0;
   private nextId = 1;
   /** The message printed last (nothing after it), which a terminal can rewrite in place. */
   private lastRef: string | null = null;

@@ -32,8 +32,9 @@ export const GUILD_ID = '1200000000000000001';
 export const CHANNEL_ID = '1300000000000000001';
 export const BOT_USER_ID = '1400000000000000001';
 
-let snowflake = 1500000000000000000n;
-const nextId = () => String(++snowflake);
+/** Discord ids carry their creation time (ms since 2015) in the top bits: make them from now, as Discord does. */
+let increment = 0n;
+const nextId = () => String(((BigInt(Date.now()) - 1420070400000n) << 22n) | (++increment & 0xfffn));
 
 export class DiscordDouble {
   readonly requests: RecordedRequest[] = [];

@@ -33,7 +33,11 @@ let tsCounter = 1_700_000_000;
 export class SlackDouble {
   readonly calls: ApiCall[] = [];
   readonly messages = new Map<string, SlackMessage>();
+  /** Answers only the caller saw: through the command's response_url. */
   readonly ephemeral: { channel: string; user: string; text: string; at: number }[] = [];
+  /** Channels the bot is a member of; chat.postMessage elsewhere answers not_in_channel, as Slack does. */
+  readonly memberOf = new Set<string>([CHANNEL]);
+  private readonly responseUrls = new Map<string, { channel: string; user: string }>();
   readonly userGroups = new Map<string, string[]>();
   /** Envelope id → ms from sending to the bot's ack. */
   readonly ackDelays = new Map<string, number>();
@@ -85,12 +89,19 @@ export class SlackDouble {
   }
 
   /** A slash command through Socket Mode, as Slack sends it; returns the envelope id. */
-  slash(command: string, text: string, user: { id: string; name: string }): string {
+  slash(command: string, text: string, user: { id: string; name: string }, channel = CHANNEL): string {
     const envelope = randomUUID();
     this.sentAt.set(envelope, performance.now());
-    const payload = slashPayload(command, text, user);
+    const payload = this.payload(command, text, user, channel);
     for (const ws of this.sockets) ws.send(JSON.stringify({ envelope_id: envelope, type: 'slash_commands', accepts_response_payload: true, payload }));
     return envelope;
+  }
+
+  /** A slash command's payload, with a response_url that this double answers. */
+  payload(command: string, text: string, user: { id: string; name: string }, channel = CHANNEL) {
+    const id = randomUUID();
+    this.responseUrls.set(id, { channel, user: user.id });
+    return slashPayload(command, text, user, `http://127.0.0.1:${this.port}/response/${id}`, channel);
   }
 
   /** Messages in the channel whose text matches, newest last. */
@@ -101,6 +112,12 @@ export class SlackDouble {
   private async route(req: IncomingMessage): Promise<{ status: number; body: unknown }> {
     const raw = await readBody(req);
     const url = new URL(req.url!, 'http://127.0.0.1');
+    if (url.pathname.startsWith('/response/')) {
+      const to = this.responseUrls.get(url.pathname.slice('/response/'.length));
+      const body = JSON.parse(raw.toString() || '{}');
+      if (to && body.response_type === 'ephemeral') this.ephemeral.push({ channel: to.channel, user: to.user, text: body.text, at: performance.now() });
+      return { status: 200, body: { ok: true } };
+    }
     if (url.pathname.startsWith('/upload/')) {
       const id = url.pathname.slice('/upload/'.length);
       const upload = this.uploads.get(id);
@@ -117,6 +134,7 @@ export class SlackDouble {
       case 'apps.connections.open':
         return { status: 200, body: { ok: true, url: `ws://127.0.0.1:${this.port}/socket` } };
       case 'chat.postMessage': {
+        if (!this.memberOf.has(args.channel)) return { status: 200, body: { ok: false, error: 'not_in_channel' } };
         const m: SlackMessage = { ts: ts(), channel: args.channel, text: args.text, history: [{ at: performance.now(), text: args.text }], files: [] };
         this.messages.set(m.ts, m);
         return { status: 200, body: { ok: true, channel: args.channel, ts: m.ts, message: { text: args.text, ts: m.ts } } };
@@ -153,12 +171,12 @@ export class SlackDouble {
   }
 }
 
-export function slashPayload(command: string, text: string, user: { id: string; name: string }) {
+export function slashPayload(command: string, text: string, user: { id: string; name: string }, responseUrl: string, channel = CHANNEL) {
   return {
     token: 'verification-token',
     team_id: 'T0TEAM',
     team_domain: 'team',
-    channel_id: CHANNEL,
+    channel_id: channel,
     channel_name: 'ml-team',
     user_id: user.id,
     user_name: user.name,
@@ -166,7 +184,7 @@ export function slashPayload(command: string, text: string, user: { id: string; 
     text,
     api_app_id: 'A0TEST',
     is_enterprise_install: 'false',
-    response_url: 'http://127.0.0.1:9/response',
+    response_url: responseUrl,
     trigger_id: `trigger-${randomUUID()}`,
   };
 }

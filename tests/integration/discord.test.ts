@@ -92,7 +92,7 @@ describe('Discord', () => {
     await rm(modelsDir, { recursive: true, force: true });
   });
 
-  it('registers its commands once, with the profiles as choices of /train, and not again when nothing changed', async () => {
+  it('registers its commands once, with the profiles as subcommands of /train, and not again when nothing changed', async () => {
     expect(double.commandPuts).toBe(1);
     const train = double.commands.find((c) => c.name === 'train');
     expect(train.options.map((o: any) => o.name)).toEqual(['quick_test', 'standard', 'full', 'max_quality', 'conservative', 'status', 'cancel']);
@@ -121,7 +121,11 @@ describe('Discord', () => {
     expect(contents[1]).toMatch(/^🧪 Training job \*\*\d+\*\*: \*\*quick_test\*\* · 30 steps · 100 examples · for ada\n/);
     const progress = contents.filter((c) => /\[[█░]{20}\] \d+\/30 · loss \d+\.\d+ (⚠️|🟡|🎯|✅|🔴)/.test(c));
     expect(progress.length).toBeGreaterThanOrEqual(2);
-    expect(msg.content).toMatch(/\n✅ job \d+ done · final loss \d+\.\d{3} \S+ \w+ · \d+:\d\d · model `tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?` \(now latest\) · <@1600000000000000001>$/);
+    expect(msg.content).toMatch(/\n✅ job \d+ done · final loss \d+\.\d{3} \S+ \w+ · \d+:\d\d · model `tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?` \(now latest\)$/);
+    expect(msg.history.slice(1).every((h) => h.via === 'webhook')).toBe(true); // the token was fresh all along
+    // an edit notifies nobody: the requester is mentioned in a new message that may ping them alone
+    const ping = await until('the mention', () => double.requests.find((r) => r.method === 'POST' && r.path === `/channels/${msg.channelId}/messages` && /^<@1600000000000000001> job \d+ is done/.test(r.body.content)));
+    expect(ping.body.allowed_mentions).toEqual({ parse: [], users: ['1600000000000000001'] });
     expect(msg.files[0]!.name).toMatch(/^loss-curve-job-\d+\.png$/);
     expect(msg.files[0]!.data.subarray(1, 4).toString()).toBe('PNG');
   });
@@ -172,6 +176,8 @@ describe('Discord', () => {
       const m = double.original(token);
       return m && m.history.some((h) => /\d+\/200/.test(h.content)) && m;
     }, 60_000);
+    // while the interaction token is good, progress goes through its webhook
+    expect(msg.history.filter((h) => /\d+\/200/.test(h.content)).every((h) => h.via === 'webhook')).toBe(true);
     double.expiredTokens.add(token);
     await until('an edit through the channel', () => msg.history.some((h) => h.via === 'channel' && /\d+\/200/.test(h.content)));
     // the bot restarts: a new process knows nothing of the interaction, only the message id stored with the job
@@ -188,7 +194,9 @@ describe('Discord', () => {
     await until('the cancelled line', () => /🛑 job \d+ cancelled by test/.test(msg.content), 30_000);
   });
 
-  it('never puts the bot token in a message', () => {
+  it('sends the bot token only as the Authorization of its own requests, and never in a message', () => {
+    expect(double.requests.filter((r) => r.path.startsWith('/channels/')).every((r) => r.auth === `Bot ${TOKEN}`)).toBe(true);
+    expect(double.requests.filter((r) => r.path.startsWith('/webhooks/') || r.path.startsWith('/interactions/')).every((r) => r.auth === undefined)).toBe(true);
     for (const m of double.messages.values()) expect(m.history.some((h) => h.content.includes(TOKEN))).toBe(false);
   });
 });

@@ -13,7 +13,7 @@ import { createBot, type Bot } from '../../src/bot.ts';
 import { SlackChat } from '../../src/chat/slack/index.ts';
 import { loadConfig, REPO_ROOT, type Config } from '../../src/config.ts';
 import { closeRedis, connectRedis, freePort } from '../../src/redis.ts';
-import { APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, SlackDouble, sign, slashPayload, type SlackMessage } from '../helpers/slack-double.ts';
+import { APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, SlackDouble, sign, type SlackMessage } from '../helpers/slack-double.ts';
 
 const ADA = { id: 'U0ADA', name: 'ada' };
 const EVE = { id: 'U0EVE', name: 'eve' };
@@ -81,7 +81,9 @@ describe('Slack in Socket Mode', () => {
     await until('the loss curve', () => job.files.length > 0 && job, 120_000);
     const progress = job.history.filter((h) => /\[[█░]{20}\] \d+\/30 · loss \d+\.\d+ (⚠️|🟡|🎯|✅|🔴)/.test(h.text));
     expect(progress.length).toBeGreaterThanOrEqual(2);
-    expect(job.text).toMatch(/\n✅ job \d+ done · final loss \d+\.\d{3} \S+ \w+ · \d+:\d\d · model `tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?` \(now latest\) · <@U0ADA>$/);
+    expect(job.text).toMatch(/\n✅ job \d+ done · final loss \d+\.\d{3} \S+ \w+ · \d+:\d\d · model `tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?` \(now latest\)$/);
+    // an edit notifies nobody: the requester is mentioned in a new message
+    await until('the mention', () => double.find(/^<@U0ADA> job \d+ is done: `tiny-gpt-oss_quick_test_/));
     expect(job.files).toEqual([{ name: expect.stringMatching(/^loss-curve-job-\d+\.png$/), title: expect.stringMatching(/^Loss curve of tiny-gpt-oss_quick_test_/), bytes: expect.any(Number), threadTs: job.ts }]);
     expect(job.files[0]!.bytes).toBeGreaterThan(500);
   });
@@ -113,6 +115,19 @@ describe('Slack in Socket Mode', () => {
     expect(await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed')).toEqual(before);
   });
 
+  it('escapes what Slack would read as markup, and answers privately where it may not post', async () => {
+    double.slash('/help', '', ADA);
+    const help = await until('help', () => double.ephemeral.find((e) => e.text.includes('Commands')));
+    expect(help.text).toContain('/train &lt;profile&gt;');
+    expect(help.text).not.toMatch(/<profile>|<job>/);
+    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed');
+    double.slash('/train', 'quick_test', ADA, 'C0NOTMEMBER');
+    const refusal = await until('the refusal', () => double.ephemeral.find((e) => e.channel === 'C0NOTMEMBER'));
+    expect(refusal.text).toBe('⚠️ I cannot post in this channel: invite me (/invite @&lt;bot name&gt;) or use a channel I am in');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed')).toEqual(before);
+  });
+
   it('sends both tokens only in headers, never in a message', () => {
     const texts = [...[...double.messages.values()].flatMap((m) => m.history.map((h) => h.text)), ...double.ephemeral.map((e) => e.text)];
     expect(texts.some((t) => t.includes(BOT_TOKEN) || t.includes(APP_TOKEN))).toBe(false);
@@ -139,7 +154,7 @@ describe('Slack over HTTP with signed requests', () => {
 
   const post = (body: string, signature: string, timestamp: number) =>
     fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': signature }, body });
-  const form = (text: string) => new URLSearchParams(slashPayload('/queue', text, ADA) as Record<string, string>).toString();
+  const form = (text: string) => new URLSearchParams(double.payload('/queue', text, ADA) as Record<string, string>).toString();
 
   it('runs a correctly signed slash command and acks it at once', async () => {
     const body = form('');

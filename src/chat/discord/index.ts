@@ -35,6 +35,7 @@ const clip = (text: string) => (text.length > LIMITS.messageChars ? `${text.slic
 export class DiscordChat implements ChatSurface {
   readonly platform = 'discord';
   readonly editIntervalMs = LIMITS.editIntervalMs;
+  readonly minEditIntervalMs = LIMITS.minEditIntervalMs;
   readonly client: Client;
   /** Messages that answer an interaction, by message id: their webhook token and when it was issued. */
   private readonly viaWebhook = new Map<string, InteractionMessage>();
@@ -70,8 +71,9 @@ export class DiscordChat implements ChatSurface {
     return `<@${userId}>`;
   }
 
-  async post(channelId: string, text: string): Promise<MessageRef> {
-    const msg = (await this.client.rest.post(Routes.channelMessages(channelId), { body: { content: clip(text), allowed_mentions: { parse: [] } } })) as { id: string };
+  async post(channelId: string, text: string, options: { ping?: string } = {}): Promise<MessageRef> {
+    const allowed = options.ping ? { parse: [], users: [options.ping] } : { parse: [] };
+    const msg = (await this.client.rest.post(Routes.channelMessages(channelId), { body: { content: clip(text), allowed_mentions: allowed } })) as { id: string };
     return { channelId, id: msg.id };
   }
 
@@ -80,7 +82,7 @@ export class DiscordChat implements ChatSurface {
   }
 
   finish(ref: MessageRef, text: string, file: Attachment): Promise<void> {
-    const body = { content: clip(text), allowed_mentions: { parse: ['users'] }, attachments: [{ id: 0, filename: file.name, description: file.title }] };
+    const body = { content: clip(text), allowed_mentions: { parse: [] }, attachments: [{ id: 0, filename: file.name, description: file.title }] };
     return this.send(ref, body, [{ name: file.name, data: file.data, contentType: 'image/png' }]);
   }
 
@@ -118,6 +120,7 @@ export class DiscordChat implements ChatSurface {
     await i.deferReply(ephemeral ? { flags: MessageFlags.Ephemeral } : {});
     let originalUsed = false;
     const remember = (msg: { id: string; channelId: string }): MessageRef => {
+      for (const [id, hook] of this.viaWebhook) if (Date.now() - hook.createdAt > this.tokenTtlMs) this.viaWebhook.delete(id);
       this.viaWebhook.set(msg.id, { token: i.token, createdAt: i.createdTimestamp });
       return { channelId: msg.channelId, id: msg.id };
     };

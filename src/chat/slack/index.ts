@@ -7,6 +7,7 @@
 import { App, HTTPReceiver, LogLevel, SocketModeReceiver } from '@slack/bolt';
 import type { BotServices } from '../../bot.ts';
 import type { Attachment, ChatSurface, CommandContext, MessageRef } from '../../command-kit.ts';
+import { UserError } from '../../errors.ts';
 import { logger } from '../../log.ts';
 import { PLATFORM_LIMITS } from '../limits.ts';
 
@@ -19,18 +20,38 @@ export type SlackOptions = { bot: BotServices; botToken: string; apiUrl?: string
   | { mode: 'http'; signingSecret: string; port: number }
 );
 
-/** The core writes **bold** (as Discord does); Slack's mrkdwn wants *bold*. Clipped to Slack's message size. */
+/**
+ * The core's text as Slack mrkdwn: &, < and > escaped (Slack reads <…> as a link or mention), the bot's own user
+ * mentions kept, **bold** as *bold*, clipped to Slack's message size.
+ */
 export function toMrkdwn(text: string): string {
-  const out = text.replace(/\*\*(.+?)\*\*/g, '*$1*');
+  const out = text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/&lt;@([UW][A-Z0-9]+)&gt;/g, '<@$1>')
+    .replace(/\*\*(.+?)\*\*/g, '*$1*');
   return out.length > LIMITS.messageChars ? `${out.slice(0, LIMITS.messageChars - 1)}…` : out;
+}
+
+/** Slack's answer when the bot may not post in a channel, turned into a line the user can act on. */
+function channelError(e: unknown): never {
+  const code = (e as { data?: { error?: string } }).data?.error;
+  if (code === 'not_in_channel' || code === 'channel_not_found' || code === 'is_archived') {
+    throw new UserError('I cannot post in this channel: invite me (/invite @<bot name>) or use a channel I am in');
+  }
+  throw e;
 }
 
 export class SlackChat implements ChatSurface {
   readonly platform = 'slack';
   readonly editIntervalMs = LIMITS.editIntervalMs;
+  readonly minEditIntervalMs = LIMITS.minEditIntervalMs;
   readonly app: InstanceType<typeof App>;
   private readonly receiver: InstanceType<typeof SocketModeReceiver> | InstanceType<typeof HTTPReceiver>;
   private groupsCache: { at: number; members: Map<string, Set<string>> } | null = null;
+  /** When the last chat.update calls went out: tier 3 is a budget for the whole workspace, not per message. */
+  private readonly updates: number[] = [];
 
   constructor(private readonly options: SlackOptions) {
     const clientOptions = options.apiUrl ? { slackApiUrl: options.apiUrl } : {};
@@ -40,9 +61,9 @@ export class SlackChat implements ChatSurface {
         : new HTTPReceiver({ signingSecret: options.signingSecret, endpoints: '/slack/events', logLevel: LogLevel.WARN });
     this.app = new App({ token: options.botToken, receiver: this.receiver, clientOptions, logLevel: LogLevel.WARN });
     for (const name of options.bot.commands.commands.keys()) {
-      this.app.command(`/${name}`, async ({ command, ack }) => {
+      this.app.command(`/${name}`, async ({ command, ack, respond }) => {
         await ack(); // first, before any work
-        await this.run(name, command);
+        await this.run(name, command, (text) => respond({ response_type: 'ephemeral', text: toMrkdwn(text) }));
       });
     }
     this.app.error(async (e) => log.error('bolt error', e));
@@ -70,11 +91,19 @@ export class SlackChat implements ChatSurface {
   }
 
   async post(channelId: string, text: string): Promise<MessageRef> {
-    const res = await this.app.client.chat.postMessage({ channel: channelId, text: toMrkdwn(text), unfurl_links: false });
+    const res = await this.app.client.chat.postMessage({ channel: channelId, text: toMrkdwn(text), unfurl_links: false }).catch(channelError);
     return { channelId, id: res.ts! };
   }
 
   async edit(ref: MessageRef, text: string): Promise<void> {
+    // Wait for room in the workspace's budget; meanwhile the live message keeps only its newest text.
+    for (;;) {
+      const now = Date.now();
+      while (this.updates.length && now - this.updates[0]! >= 60_000) this.updates.shift();
+      if (this.updates.length < LIMITS.updatesPerMinute) break;
+      await new Promise((r) => setTimeout(r, 60_000 - (now - this.updates[0]!)));
+    }
+    this.updates.push(Date.now());
     await this.app.client.chat.update({ channel: ref.channelId, ts: ref.id, text: toMrkdwn(text) });
   }
 
@@ -83,7 +112,8 @@ export class SlackChat implements ChatSurface {
     await this.app.client.files.uploadV2({ channel_id: ref.channelId, thread_ts: ref.id, file: file.data, filename: file.name, title: file.title });
   }
 
-  private async run(name: string, command: { user_id: string; user_name: string; channel_id: string; text: string }): Promise<void> {
+  /** `whisper` answers the caller alone, through the command's response_url: it works in channels the bot is not in. */
+  private async run(name: string, command: { user_id: string; user_name: string; channel_id: string; text: string }, whisper: (text: string) => Promise<unknown>): Promise<void> {
     const { bot } = this.options;
     const ctx: CommandContext = {
       user: { id: command.user_id, name: command.user_name, platform: this.platform, roles: await this.groupsOf(command.user_id) },
@@ -91,9 +121,7 @@ export class SlackChat implements ChatSurface {
       surface: this,
       bot,
       reply: (text) => this.post(command.channel_id, text),
-      replyPrivate: async (text) => {
-        await this.app.client.chat.postEphemeral({ channel: command.channel_id, user: command.user_id, text: toMrkdwn(text) });
-      },
+      replyPrivate: async (text) => void (await whisper(text)),
     };
     await bot.commands.dispatchText(name, command.text ?? '', ctx);
   }
