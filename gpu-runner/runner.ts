@@ -72,6 +72,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
         script: TRAINER_SCRIPT,
         args: trainerArgs(config, data, id),
         cwd: REPO_ROOT,
+        env: { TRAINER_LOAD_IN_4BIT: config.trainerLoadIn4bit ? '1' : '0' },
         signal: stop.signal,
         killGraceMs: config.trainerKillGraceMs,
         onMessage: async (m) => {

@@ -36,6 +36,7 @@ const EnvSchema = z.object({
   TRAINER_BACKEND: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   PYTHON: path('.venv/bin/python'),
   GPU_ID: z.coerce.number().int().nonnegative().optional(),
+  TRAINER_LOAD_IN_4BIT: bool.default(true),
   TRAINER_KILL_GRACE_MS: z.coerce.number().int().positive().default(10_000),
   PROGRESS_EDIT_INTERVAL_MS: z.coerce.number().int().nonnegative().optional(),
   CONSOLE_USER: z.string().min(1).optional(),
@@ -66,6 +67,8 @@ export interface Config {
   trainerBackend: 'auto' | 'cpu' | 'cuda';
   python: string;
   gpuId: number | undefined;
+  /** The CUDA backend loads the base in 4 bits (QLoRA); false: a 16-bit LoRA. Passed to the trainer. */
+  trainerLoadIn4bit: boolean;
   trainerKillGraceMs: number;
   /** Overrides the platform's own edit interval for progress messages (ms). */
   progressEditIntervalMs: number | undefined;
@@ -121,6 +124,7 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     trainerBackend: e.TRAINER_BACKEND,
     python: e.PYTHON,
     gpuId: e.GPU_ID,
+    trainerLoadIn4bit: e.TRAINER_LOAD_IN_4BIT,
     trainerKillGraceMs: e.TRAINER_KILL_GRACE_MS,
     progressEditIntervalMs: e.PROGRESS_EDIT_INTERVAL_MS,
     consoleUser: e.CONSOLE_USER ?? env.USER ?? 'you',

@@ -1,7 +1,7 @@
 """Builds a gpt-oss-architecture model with random bf16 weights in a local folder, for the GPU proof (no downloads).
 
     python bench/gpu/build_model.py --preset tiny  --out /tmp/gpt-oss-tiny     # the pipeline: seconds
-    python bench/gpu/build_model.py --preset bench --out /tmp/gpt-oss-bench    # the benchmark: ~4.8B parameters
+    python bench/gpu/build_model.py --preset bench --out /tmp/gpt-oss-bench    # the benchmark: 4.45B parameters
 
 The tokenizer is the embedded default's (trained on the bundled sample chats, Harmony's special tokens and chat
 template: gpu-runner/trainer/tiny_model.py). The bench preset keeps gpt-oss-20b's layer shapes (hidden 2880, 64 query
@@ -34,7 +34,7 @@ PRESETS = {
     "tiny": dict(hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
                  max_position_embeddings=131072, sliding_window=128, initializer_range=0.1),
-    # the 20B's layers, 4 of them (the 20B has 24): about 4.8B parameters, 9.7 GB in bf16
+    # the 20B's layers, 4 of them (the 20B has 24): 4,451,017,664 parameters, 8.3 GiB in bf16
     "bench": dict(GPT_OSS_20B, num_hidden_layers=4, initializer_range=0.02),
     # a smaller one for smoke tests of the benchmark: 2 layers, 8 experts
     "bench-small": dict(GPT_OSS_20B, num_hidden_layers=2, num_local_experts=8, initializer_range=0.02),

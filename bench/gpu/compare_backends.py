@@ -167,6 +167,14 @@ def versions() -> dict:
         return {"error": str(e)}
 
 
+def save(a: argparse.Namespace, env_versions: dict, info: dict, results: list, ratios: dict) -> None:
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M %Z"), "versions": env_versions,
+                                     "model": info, "batch": a.batch, "seq": a.seq, "r": a.r, "steps": a.steps,
+                                     "warmup": a.warmup, "results": results, "ratios": ratios}, indent=2) + "\n")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a local gpt-oss folder (bench/gpu/build_model.py)")
@@ -214,6 +222,7 @@ def main() -> int:
             results.append({"backend": backend, "error": f"timed out after {a.timeout} s"})
         results[-1]["wall_s"] = round(time.time() - t0, 1)
         print(json.dumps(results[-1]), flush=True)
+        save(a, env_versions, info, results, {})  # as it goes: a run cut short keeps what it measured
 
     print(f"\nmodel: {info.get('parameters', '?'):,} parameters, {info.get('layers')} layers, {info.get('experts')} "
           f"experts, hidden {info.get('hidden_size')}; batch {a.batch} x seq {a.seq} = {a.batch * a.seq} tokens/step; "
@@ -243,11 +252,7 @@ def main() -> int:
                 }
     for name, r in ratios.items():
         print(f"{name}: {r}")
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M %Z"), "versions": env_versions,
-                                     "model": info, "batch": a.batch, "seq": a.seq, "r": a.r, "steps": a.steps,
-                                     "warmup": a.warmup, "results": results, "ratios": ratios}, indent=2) + "\n")
+    save(a, env_versions, info, results, ratios)
     return 0 if all("error" not in r for r in results) else 1
 
 
