@@ -8,9 +8,10 @@ import type { Redis } from 'ioredis';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, type Config } from '../src/config.ts';
-import { keys, readCancelFlag, TRAIN_QUEUE, TrainJobData, type TrainProgress, type TrainResult } from '../src/jobs.ts';
+import { ASK_QUEUE, AskJobData, keys, readCancelFlag, TRAIN_QUEUE, TrainJobData, type AskResult, type TrainProgress, type TrainResult } from '../src/jobs.ts';
 import { logger } from '../src/log.ts';
 import { closeRedis, duplicateRedis } from '../src/redis.ts';
+import { AskRefused, InferenceProcess } from './inference-process.ts';
 import { runTrainer, TrainerFailed } from './trainer-process.ts';
 
 const log = logger('runner');
@@ -29,6 +30,8 @@ export interface RunnerOptions {
 
 export interface Runner {
   worker: Worker;
+  askWorker: Worker;
+  inference: InferenceProcess;
   name: string;
   close(): Promise<void>;
 }
@@ -121,6 +124,34 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   });
   worker.on('error', (e) => log.error('worker error', e));
 
+  // Asks: the resident inference worker (started by the first ask), one answer at a time, streamed as job progress.
+  const inference = new InferenceProcess(config);
+  const STREAM_UPDATE_MS = 100;
+  const askWorker = new Worker(
+    ASK_QUEUE,
+    async (job: Job): Promise<AskResult> => {
+      const parsed = AskJobData.safeParse(job.data);
+      if (!parsed.success) throw new UnrecoverableError(`bad ask: ${parsed.error.issues[0]?.message}`);
+      let text = '';
+      let sentAt = 0;
+      try {
+        const done = await inference.ask({ model: parsed.data.model, messages: parsed.data.messages, reasoning_effort: parsed.data.reasoningEffort }, (piece) => {
+          text += piece;
+          if (Date.now() - sentAt >= STREAM_UPDATE_MS) {
+            sentAt = Date.now();
+            void job.updateProgress({ text }).catch(() => undefined);
+          }
+        });
+        return { model: done.model, answer: done.answer, reasoning: done.reasoning, complete: done.complete, tokens: done.tokens, ttftS: done.ttft_s, durationS: done.duration_s };
+      } catch (e) {
+        if (e instanceof AskRefused) throw new UnrecoverableError(e.message);
+        throw e; // the worker died: BullMQ tries again, and the next ask starts a new worker
+      }
+    },
+    { connection, prefix, concurrency: 1, autorun: false, stalledInterval: stalledInterval ?? 30_000 },
+  );
+  askWorker.on('error', (e) => log.error('ask worker error', e));
+
   const subscriber = duplicateRedis(connection);
   await subscriber.subscribe(keys.cancelChannel(prefix));
   subscriber.on('message', (_channel, jobId: string) => {
@@ -128,14 +159,18 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   });
 
   void worker.run();
-  await worker.waitUntilReady();
+  void askWorker.run();
+  await Promise.all([worker.waitUntilReady(), askWorker.waitUntilReady()]);
   log.info(`runner ${name} is taking training jobs (backend ${config.trainerBackend})`);
   return {
     worker,
+    askWorker,
+    inference,
     name,
     async close() {
       worker.cancelAllJobs(SHUTDOWN);
-      await worker.close();
+      await Promise.all([worker.close(), askWorker.close()]);
+      await inference.stop();
       await closeRedis(subscriber);
     },
   };

@@ -1,6 +1,7 @@
 /** The platform-neutral bot: the queue, the model registry, the job watcher and the commands, over one Redis. */
 import type { Redis } from 'ioredis';
 import { AccessPolicy } from './access.ts';
+import { Asks } from './asks.ts';
 import { fileURLToPath } from 'node:url';
 import { CommandRegistry } from './command-registry.ts';
 import type { Config } from './config.ts';
@@ -14,6 +15,7 @@ export interface BotServices {
   queue: TrainQueue;
   models: ModelRegistry;
   watcher: JobWatcher;
+  asks: Asks;
   commands: CommandRegistry;
 }
 
@@ -26,7 +28,8 @@ export const COMMANDS_DIR = fileURLToPath(new URL('../commands/', import.meta.ur
 export async function createBot(config: Config, connection: Redis): Promise<Bot> {
   const queue = new TrainQueue(connection, config.queuePrefix);
   const watcher = new JobWatcher(connection, queue);
-  await watcher.ready();
+  const asks = new Asks(connection, config.queuePrefix);
+  await Promise.all([watcher.ready(), asks.ready()]);
   const commands = await CommandRegistry.load(COMMANDS_DIR);
   return {
     config,
@@ -34,9 +37,11 @@ export async function createBot(config: Config, connection: Redis): Promise<Bot>
     queue,
     models: new ModelRegistry(config.modelsDir),
     watcher,
+    asks,
     commands,
     async close() {
       await watcher.close();
+      await asks.close();
       await queue.close();
     },
   };

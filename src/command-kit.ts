@@ -145,8 +145,14 @@ export function parseText(command: CommandSpec, text: string): { handler: Handle
       raw[name] = value;
       continue;
     }
-    // A word fills the next free option; an integer option only takes a word that looks like a number.
-    while (next < positional.length && (raw[positional[next]!.name] !== undefined || (positional[next]!.type === 'integer' && !/^[+-]?[\d.]+$/.test(word)))) next++;
+    // A word fills the next free option; an integer option only takes a word that looks like a number, and an option
+    // with choices before a free-text one only takes one of its choices (else the word begins the text).
+    const hasText = positional.some((o) => o.type === 'text');
+    const skips = (o: OptionSpec) =>
+      raw[o.name] !== undefined ||
+      (o.type === 'integer' && !/^[+-]?[\d.]+$/.test(word)) ||
+      (hasText && o.type === 'string' && o.choices !== undefined && !o.choices.includes(word));
+    while (next < positional.length && skips(positional[next]!)) next++;
     const option = positional[next];
     if (!option) throw new InvalidInput(`unexpected '${clip(word)}'; usage: ${usage(command, handler)}`);
     raw[option.name] = option.type === 'text' ? words.slice(i).join(' ') : word;

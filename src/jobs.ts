@@ -50,6 +50,34 @@ export const TrainResult = z.object({
 });
 export type TrainResult = z.infer<typeof TrainResult>;
 
+export const ASK_QUEUE = 'ask';
+export const REASONING_EFFORTS = ['low', 'medium', 'high'] as const;
+export const MAX_PROMPT_CHARS = 4_000;
+
+export const AskJobData = z.object({
+  /** `latest`, `base` or a model folder name. */
+  model: z.string().min(1),
+  messages: z.array(z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string() })).min(1),
+  reasoningEffort: z.enum(REASONING_EFFORTS),
+  requestedBy: Requester,
+  origin: z.object({ platform: z.string(), channelId: z.string(), messageId: z.string().optional() }),
+});
+export type AskJobData = z.infer<typeof AskJobData>;
+
+/** The answer so far (Harmony's final channel), as it streams. */
+export const AskProgress = z.object({ text: z.string() });
+
+export const AskResult = z.object({
+  model: z.string(),
+  answer: z.string(),
+  reasoning: z.string(),
+  complete: z.boolean(),
+  tokens: z.number().int(),
+  ttftS: z.number(),
+  durationS: z.number(),
+});
+export type AskResult = z.infer<typeof AskResult>;
+
 /** Who cancelled a job and when: set by /train cancel, read by the runners and by /train status. */
 export const CancelFlag = z.object({ by: z.string(), at: z.string(), profile: z.string() });
 export type CancelFlag = z.infer<typeof CancelFlag>;

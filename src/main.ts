@@ -86,6 +86,7 @@ async function runConsole(config: Config, app: App): Promise<number> {
   } else {
     await app.bot.watcher.settled();
   }
+  await app.bot.asks.settled();
   await app.stop();
   return interrupts > 0 || end === 'interrupt' ? 130 : 0;
 }

@@ -93,7 +93,8 @@ class Worker:
             raise RequestError("bad_input", "a model is named by its folder name (or latest, or base), not a path")
         folder = self.models_dir / name
         if not folder.is_dir():
-            known = sorted(p.name for p in self.models_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+            known = sorted(p.name for p in self.models_dir.iterdir()
+                           if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and p.name != "archive")
             raise RequestError("not_found", f"no model '{name}'; known: {', '.join(['latest', 'base', *known[:10]])}")
         missing = [f for f in ADAPTER_FILES if not (folder / f).is_file()]
         if missing:

@@ -69,6 +69,21 @@ describe('/train quick_test from the console', () => {
     await h.waitFor(new RegExp(`^⚠️ no model 'nope'; try latest or one of ${modelName}$`), 10_000, from);
   });
 
+  it('/ask streams an answer from the new adapter, from the base model, and refuses bad names', async () => {
+    const from = h.lines.length;
+    h.type('/ask latest What is the capital of France?');
+    await h.waitFor(/^💬 latest · ada asked: What is the capital of France\?$/, 10_000, from);
+    const footer = await h.waitFor(new RegExp(`^— ${modelName} · \\d+ tokens · \\d+\\.\\d s \\(first token \\d+\\.\\d\\d s\\)`), 120_000, from);
+    expect(footer).toBeTruthy();
+    h.type('/ask base What is the capital of France?');
+    await h.waitFor(/^— base · \d+ tokens/, 60_000, from);
+    h.type('/ask ../../etc hello');
+    await h.waitFor(/^⚠️ a model is named by its folder name \(or latest, or base\), not a path$/, 10_000, from);
+    h.type('/ask nope hello');
+    await h.waitFor(/^⚠️ no model 'nope'; known: latest, base, tiny-gpt-oss_quick_test_/, 60_000, from);
+    expect(h.app.runner!.inference.starts).toBe(1); // one resident worker answered all of them
+  });
+
   it('refuses bad input with one line and queues nothing', async () => {
     const from = h.lines.length;
     const before = await h.app.bot.queue.queue.getJobCounts();

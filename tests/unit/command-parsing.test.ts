@@ -5,6 +5,7 @@ import { CommandRegistry, checkShape } from '../../src/command-registry.ts';
 import { COMMANDS_DIR } from '../../src/bot.ts';
 import train from '../../commands/train.ts';
 import models from '../../commands/models.ts';
+import ask from '../../commands/ask.ts';
 
 const parse = (text: string) => {
   const { handler, args } = parseText(train, text);
@@ -63,10 +64,22 @@ describe('/train options', () => {
   });
 });
 
+describe('/ask options', () => {
+  it('reads the model, then the prompt as free text; an effort only when it is one', () => {
+    expect(parseText(ask, 'latest What is the capital of France?').args).toEqual({ model: 'latest', prompt: 'What is the capital of France?' });
+    expect(parseText(ask, 'base high Why is the sky blue?').args).toEqual({ model: 'base', effort: 'high', prompt: 'Why is the sky blue?' });
+    expect(parseText(ask, 'latest effort=medium hi').args).toEqual({ model: 'latest', effort: 'medium', prompt: 'hi' });
+  });
+
+  it('refuses an ask without a prompt', () => {
+    expect(() => parseText(ask, 'latest')).toThrow('prompt is required');
+  });
+});
+
 describe('command modules', () => {
   it('loads one module per file from commands/', async () => {
     const registry = await CommandRegistry.load(COMMANDS_DIR);
-    expect([...registry.commands.keys()].sort()).toEqual(['help', 'models', 'queue', 'train']);
+    expect([...registry.commands.keys()].sort()).toEqual(['ask', 'help', 'models', 'queue', 'train']);
   });
 
   it('names the file whose module has the wrong shape', () => {

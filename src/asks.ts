@@ -1,0 +1,99 @@
+/**
+ * /ask on the bot's side: its own queue (a training job never blocks an answer), and one live message per ask that
+ * grows as the answer streams and ends with which model answered and how long it took. The reasoning stays hidden.
+ */
+import { Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { ChatSurface, MessageRef } from './command-kit.ts';
+import { QueueUnavailable } from './errors.ts';
+import { ASK_QUEUE, AskJobData, AskProgress, AskResult } from './jobs.ts';
+import { LiveMessage } from './live-message.ts';
+import { logger } from './log.ts';
+
+const log = logger('asks');
+const CURSOR = ' ▍';
+
+interface Followed {
+  live: LiveMessage;
+  header: string;
+  settle: () => void;
+  done: Promise<void>;
+}
+
+/** The answer, then a line that says which model answered, how fast, and what was left out or cut off. */
+export function answerText(r: AskResult): string {
+  const notes = [r.reasoning ? 'reasoning hidden' : '', r.complete ? '' : `cut off at ${r.tokens} tokens`].filter(Boolean);
+  const answer = r.answer.trim() || '(no answer: the model gave none in its final channel)';
+  return `${answer}\n— ${r.model} · ${r.tokens} tokens · ${r.durationS.toFixed(1)} s (first token ${r.ttftS.toFixed(2)} s)${notes.length ? ` · ${notes.join(', ')}` : ''}`;
+}
+
+export class Asks {
+  readonly queue: Queue;
+  private readonly events: QueueEvents;
+  private readonly followed = new Map<string, Followed>();
+
+  constructor(connection: Redis, prefix: string) {
+    this.queue = new Queue(ASK_QUEUE, { connection, prefix });
+    this.events = new QueueEvents(ASK_QUEUE, { connection, prefix });
+    this.events.on('progress', ({ jobId, data }) => {
+      const p = AskProgress.safeParse(data);
+      const f = this.followed.get(jobId);
+      if (f && p.success) f.live.update(`${f.header}\n${p.data.text}${CURSOR}`);
+    });
+    this.events.on('completed', ({ jobId, returnvalue }) => {
+      const r = AskResult.safeParse(typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue);
+      void this.end(jobId, r.success ? answerText(r.data) : '⚠️ the runner returned no answer');
+    });
+    this.events.on('failed', ({ jobId, failedReason }) => void this.end(jobId, `⚠️ ${failedReason}`));
+    this.events.on('error', (e) => log.warn('ask events', e));
+  }
+
+  async ready(): Promise<void> {
+    await this.events.waitUntilReady();
+  }
+
+  async add(data: AskJobData) {
+    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new QueueUnavailable()), 2_000).unref());
+    return Promise.race([this.queue.add('ask', AskJobData.parse(data), { attempts: 2, removeOnComplete: { count: 200 }, removeOnFail: { count: 200 } }), deadline]);
+  }
+
+  follow(jobId: string, surface: ChatSurface, ref: MessageRef, header: string, shown: string, intervalMs?: number): Promise<void> {
+    let settle!: () => void;
+    const done = new Promise<void>((r) => (settle = r));
+    const interval = Math.max(intervalMs ?? surface.editIntervalMs, surface.minEditIntervalMs);
+    this.followed.set(jobId, { live: new LiveMessage(surface, ref, shown, interval), header, settle, done });
+    void this.catchUp(jobId);
+    return done;
+  }
+
+  /** An ask that ended before the follow began (a quick answer) still gets its last edit. */
+  private async catchUp(jobId: string): Promise<void> {
+    const job = await this.queue.getJob(jobId).catch(() => undefined);
+    const state = await job?.getState().catch(() => 'unknown');
+    if (state === 'completed') {
+      const r = AskResult.safeParse(job!.returnvalue);
+      if (r.success) await this.end(jobId, answerText(r.data));
+    } else if (state === 'failed') await this.end(jobId, `⚠️ ${job!.failedReason}`);
+  }
+
+  get following(): string[] {
+    return [...this.followed.keys()];
+  }
+
+  async settled(): Promise<void> {
+    await Promise.all([...this.followed.values()].map((f) => f.done));
+  }
+
+  async close(): Promise<void> {
+    await this.events.close();
+    await this.queue.close();
+  }
+
+  private async end(jobId: string, body: string): Promise<void> {
+    const f = this.followed.get(jobId);
+    if (!f) return;
+    this.followed.delete(jobId);
+    await f.live.finish(`${f.header}\n${body}`);
+    f.settle();
+  }
+}
