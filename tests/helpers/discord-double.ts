@@ -197,6 +197,12 @@ export class DiscordDouble {
     if ((m = /^\/applications\/(\d+)(?:\/guilds\/(\d+))?\/commands$/.exec(path))) {
       if (req.method === 'GET') return { status: 200, body: this.commands };
       if (req.method === 'PUT') {
+        // as Discord does: required options must come before optional ones, at every level
+        const misordered = (opts: any[] = []): boolean =>
+          opts.some((o, i) => (o.required && opts.slice(0, i).some((p) => !p.required && p.type !== 1)) || misordered(o.options));
+        if ((body as any[]).some((c) => misordered(c.options))) {
+          return { status: 400, body: { message: 'Invalid Form Body', code: 50035, errors: { options: 'Required options must be placed before non-required options' } } };
+        }
         this.commandPuts++;
         this.commands = (body as any[]).map((c) => ({ ...c, id: nextId(), application_id: APP_ID, version: '1' }));
         return { status: 200, body: this.commands };

@@ -145,6 +145,14 @@ describe('Discord', () => {
     expect(answer?.body).toMatchObject({ type: 8, data: { choices: [expect.objectContaining({ value: expect.stringMatching(/^tiny-gpt-oss_quick_test_/) })] } });
   });
 
+  it('/ask answers from the new model in one message that ends with who answered', async () => {
+    const { id, token } = double.slash('ask', undefined, { model: 'latest', prompt: 'What is the capital of France?' }, EVE);
+    expect(await until('the defer', () => double.answerDelayMs(id))).toBeLessThan(3_000);
+    const answer = await until('the answer', () => /\n— tiny-gpt-oss_quick_test_\S+ · \d+ tokens/.test(double.original(token)?.content ?? '') && double.original(token), 120_000);
+    expect(answer.content).toMatch(/^💬 \*\*latest\*\* · eve asked: What is the capital of France\?\n/);
+    expect(answer.content).not.toContain('<|');
+  });
+
   it('refuses /train to a user without the role, privately, and queues nothing', async () => {
     const before = await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed');
     const { token } = double.slash('train', 'standard', {}, EVE);

@@ -19,12 +19,15 @@ function option(o: OptionSpec) {
   };
 }
 
+/** Discord wants required options before optional ones; values arrive by name, so the order is free to change. */
+const options = (list: readonly OptionSpec[]) => [...list].sort((a, b) => Number(Boolean(b.required)) - Number(Boolean(a.required))).map(option);
+
 /** `/train standard` reads as typed: every profile is a subcommand of /train, with r and scheduler as its options. */
 export function applicationCommand(c: CommandSpec) {
-  const options = c.subcommands
-    ? c.subcommands.map((s) => ({ type: SUB_COMMAND, name: s.name, description: clip(s.description), options: s.options.map(option) }))
-    : (c.options ?? []).map(option);
-  return { type: 1, name: c.name, description: clip(c.description), options };
+  const opts = c.subcommands
+    ? c.subcommands.map((s) => ({ type: SUB_COMMAND, name: s.name, description: clip(s.description), options: options(s.options) }))
+    : options(c.options ?? []);
+  return { type: 1, name: c.name, description: clip(c.description), options: opts };
 }
 
 /** The parts of a registered command that we set, in one shape, so ours and Discord's compare equal when unchanged. */
