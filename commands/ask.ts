@@ -7,6 +7,7 @@ import { isSafeModelName } from '../src/model-names.ts';
 export default defineCommand({
   name: 'ask',
   description: 'Ask a trained model (latest, base, or a model name)',
+  permission: 'ask',
   options: [
     { name: 'model', description: 'latest, base (no adapter) or a model folder name', type: 'string', required: true, autocomplete: 'model' },
     { name: 'effort', description: 'reasoning effort (default low)', type: 'string', choices: REASONING_EFFORTS },
@@ -18,6 +19,7 @@ export default defineCommand({
     if (!isSafeModelName(model)) throw new InvalidInput('a model is named by its folder name (or latest, or base), not a path');
     if (!prompt) throw new InvalidInput('the prompt is empty: /ask latest <what to ask>');
     if (prompt.length > MAX_PROMPT_CHARS) throw new InvalidInput(`the prompt is ${prompt.length} characters; at most ${MAX_PROMPT_CHARS}`);
+    await ctx.bot.asks.take(ctx.user, ctx.bot.config.asksPerMinute);
     const job = await ctx.bot.asks.add({
       model,
       messages: [{ role: 'user', content: prompt }],

@@ -5,7 +5,7 @@
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatSurface, MessageRef } from './command-kit.ts';
-import { QueueUnavailable } from './errors.ts';
+import { QueueUnavailable, UserError } from './errors.ts';
 import { ASK_QUEUE, AskJobData, AskProgress, AskResult } from './jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from './log.ts';
@@ -32,7 +32,10 @@ export class Asks {
   private readonly events: QueueEvents;
   private readonly followed = new Map<string, Followed>();
 
-  constructor(connection: Redis, prefix: string) {
+  constructor(
+    private readonly connection: Redis,
+    private readonly prefix: string,
+  ) {
     this.queue = new Queue(ASK_QUEUE, { connection, prefix });
     this.events = new QueueEvents(ASK_QUEUE, { connection, prefix });
     this.events.on('progress', ({ jobId, data }) => {
@@ -50,6 +53,21 @@ export class Asks {
 
   async ready(): Promise<void> {
     await this.events.waitUntilReady();
+  }
+
+  /**
+   * Counts one ask against a user's limit per minute (a fixed window in Redis, so every bot process shares it);
+   * refuses with the wait when the limit is reached.
+   */
+  async take(user: { id: string; platform: string }, perMinute: number): Promise<void> {
+    const window = Math.floor(Date.now() / 60_000);
+    const key = `${this.prefix}:asks:${user.platform}:${user.id}:${window}`;
+    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new QueueUnavailable()), 2_000).unref());
+    const [[, count]] = (await Promise.race([this.connection.multi().incr(key).expire(key, 120).exec(), deadline])) as [[unknown, number]];
+    if (count > perMinute) {
+      const wait = Math.ceil(((window + 1) * 60_000 - Date.now()) / 1000);
+      throw new UserError(`you have asked ${perMinute} times this minute (ASKS_PER_MINUTE); try again in ${wait} s`);
+    }
   }
 
   async add(data: AskJobData) {

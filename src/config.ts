@@ -53,6 +53,8 @@ const EnvSchema = z.object({
   SLACK_API_URL: z.url({ protocol: /^https?$/ }).optional(),
   ALLOW_TRAIN: rule.default(['*']),
   ALLOW_CANCEL_ANY: rule.default([]),
+  ALLOW_ASK: rule.default(['*']),
+  ASKS_PER_MINUTE: z.coerce.number().int().positive().default(10),
   MAX_QUEUED_PER_USER: z.coerce.number().int().positive().default(3),
 });
 
@@ -84,6 +86,8 @@ export interface Config {
   access: Record<Permission, Rule>;
   /** Trainings one user may have waiting or running at once. */
   maxQueuedPerUser: number;
+  /** Asks one user may make in a minute. */
+  asksPerMinute: number;
   /** Values that must never appear in a log or a message. */
   secrets: string[];
 }
@@ -137,8 +141,9 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
       : slackMode === 'socket'
         ? { botToken: e.SLACK_BOT_TOKEN, mode: 'socket', appToken: e.SLACK_APP_TOKEN!, apiUrl: e.SLACK_API_URL }
         : { botToken: e.SLACK_BOT_TOKEN, mode: 'http', signingSecret: e.SLACK_SIGNING_SECRET!, port: e.SLACK_PORT, apiUrl: e.SLACK_API_URL },
-    access: { train: e.ALLOW_TRAIN, cancel_any: e.ALLOW_CANCEL_ANY },
+    access: { train: e.ALLOW_TRAIN, cancel_any: e.ALLOW_CANCEL_ANY, ask: e.ALLOW_ASK },
     maxQueuedPerUser: e.MAX_QUEUED_PER_USER,
+    asksPerMinute: e.ASKS_PER_MINUTE,
     secrets: secrets.filter((s) => s.length >= 4),
   };
 }

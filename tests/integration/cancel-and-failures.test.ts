@@ -105,6 +105,20 @@ describe('access and limits', () => {
     expect(help).toContain('/train status [job]');
   });
 
+  it('refuses /ask over the per-minute limit, and to someone ALLOW_ASK leaves out', async () => {
+    h = await startHarness({ EMBEDDED_RUNNER: 'false', ASKS_PER_MINUTE: '2' });
+    h.type('/ask latest one');
+    h.type('/ask latest two');
+    h.type('/ask latest three');
+    await h.waitFor(/^⚠️ you have asked 2 times this minute \(ASKS_PER_MINUTE\); try again in \d+ s$/);
+    expect(await h.app.bot.asks.queue.getJobCounts('waiting')).toEqual({ waiting: 2 });
+    await h.stop();
+    h = await startHarness({ EMBEDDED_RUNNER: 'false', ALLOW_ASK: 'role:askers' });
+    h.type('/ask latest hello');
+    await h.waitFor(/^⚠️ you may not run \/ask here \(ALLOW_ASK\); ask whoever runs the bot$/);
+    expect(await h.app.bot.asks.queue.getJobCounts('waiting')).toEqual({ waiting: 0 });
+  });
+
   it('refuses a training over the per-user limit and queues nothing more', async () => {
     h = await startHarness({ EMBEDDED_RUNNER: 'false', MAX_QUEUED_PER_USER: '1' });
     h.type('/train quick_test');
