@@ -29,7 +29,8 @@ export default defineCommand({
     });
     const quoted = prompt.length > 80 ? `${prompt.slice(0, 79)}…` : prompt;
     const header = `💬 **${model}** · ${ctx.user.name} asked: ${quoted}`;
-    const shown = `${header}\n…`;
+    const training = ctx.bot.config.inferenceDuringTraining === 'wait' ? (await ctx.bot.queue.pending()).find((j) => j.state === 'active') : undefined;
+    const shown = `${header}\n${training ? `⏳ waiting for the GPU: training job ${training.id} is running (INFERENCE_DURING_TRAINING=wait)` : '…'}`;
     const ref = await ctx.reply(shown);
     void ctx.bot.asks.follow(job.id!, ctx.surface, ref, header, shown, ctx.bot.config.progressEditIntervalMs);
   },

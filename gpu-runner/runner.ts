@@ -66,6 +66,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
 
     const losses: (number | null)[] = [];
     const stop = new AbortController();
+    await gpu.startTraining(id);
     signal?.addEventListener('abort', () => stop.abort(signal.reason), { once: true });
     log.info(`job ${id}: ${data.profile} for ${data.requestedBy.name}`);
     onJobStart?.(id);
@@ -112,6 +113,8 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       }
       // A trainer failure repeats on a retry (bad data, out of memory): fail now, with its one line.
       throw new UnrecoverableError(e.message);
+    } finally {
+      gpu.endTraining();
     }
   };
 
@@ -126,12 +129,30 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
 
   // Asks: the resident inference worker (started by the first ask), one answer at a time, streamed as job progress.
   const inference = new InferenceProcess(config);
+  /** Who has the GPU: the policy of INFERENCE_DURING_TRAINING, applied when a training starts and ends. */
+  const gpu = {
+    training: null as string | null,
+    async startTraining(jobId: string) {
+      this.training = jobId;
+      if (config.inferenceDuringTraining !== 'wait') return;
+      await askWorker.pause(); // lets the answer in progress finish
+      await inference.stop(); // frees the GPU memory the model held
+      log.info(`asks wait while job ${jobId} trains`);
+    },
+    endTraining() {
+      this.training = null;
+      if (config.inferenceDuringTraining === 'wait') askWorker.resume();
+    },
+  };
   const STREAM_UPDATE_MS = 100;
   const askWorker = new Worker(
     ASK_QUEUE,
     async (job: Job): Promise<AskResult> => {
       const parsed = AskJobData.safeParse(job.data);
       if (!parsed.success) throw new UnrecoverableError(`bad ask: ${parsed.error.issues[0]?.message}`);
+      if (gpu.training && config.inferenceDuringTraining === 'refuse') {
+        throw new UnrecoverableError(`the GPU is training job ${gpu.training}; asks are refused until it ends (INFERENCE_DURING_TRAINING=refuse)`);
+      }
       let text = '';
       let sentAt = 0;
       try {

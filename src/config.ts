@@ -37,6 +37,7 @@ const EnvSchema = z.object({
   PYTHON: path('.venv/bin/python'),
   GPU_ID: z.coerce.number().int().nonnegative().optional(),
   TRAINER_LOAD_IN_4BIT: bool.default(true),
+  INFERENCE_DURING_TRAINING: z.enum(['wait', 'refuse', 'share']).default('wait'),
   TRAINER_KILL_GRACE_MS: z.coerce.number().int().positive().default(10_000),
   PROGRESS_EDIT_INTERVAL_MS: z.coerce.number().int().nonnegative().optional(),
   CONSOLE_USER: z.string().min(1).optional(),
@@ -69,6 +70,11 @@ export interface Config {
   trainerBackend: 'auto' | 'cpu' | 'cuda';
   python: string;
   gpuId: number | undefined;
+  /**
+   * Asks while this runner trains: wait (the inference worker leaves the GPU to training; asks wait for it to end),
+   * refuse (asks fail with a message saying why), or share (both at once: enough GPU memory, or the CPU).
+   */
+  inferenceDuringTraining: 'wait' | 'refuse' | 'share';
   /** The CUDA backend loads the base in 4 bits (QLoRA); false: a 16-bit LoRA. Passed to the trainer. */
   trainerLoadIn4bit: boolean;
   trainerKillGraceMs: number;
@@ -129,6 +135,7 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     python: e.PYTHON,
     gpuId: e.GPU_ID,
     trainerLoadIn4bit: e.TRAINER_LOAD_IN_4BIT,
+    inferenceDuringTraining: e.INFERENCE_DURING_TRAINING,
     trainerKillGraceMs: e.TRAINER_KILL_GRACE_MS,
     progressEditIntervalMs: e.PROGRESS_EDIT_INTERVAL_MS,
     consoleUser: e.CONSOLE_USER ?? env.USER ?? 'you',

@@ -163,3 +163,29 @@ describe('a trainer that fails', () => {
     expect(line).toBe('❌ job 1 failed: the trainer exited with code 1: RuntimeError: CUDA error: an illegal memory access was encountered');
   });
 });
+
+describe('asks while a training runs (INFERENCE_DURING_TRAINING)', () => {
+  it('refuse: an ask during training fails at once, saying why', async () => {
+    h = await startHarness({ INFERENCE_DURING_TRAINING: 'refuse' });
+    h.type('/train standard');
+    await h.waitFor(/^⏳ job 1 \[.*\] [1-9]\d*\/200/, 120_000);
+    h.type('/ask base hello');
+    await h.waitFor(/^⚠️ the GPU is training job 1; asks are refused until it ends \(INFERENCE_DURING_TRAINING=refuse\)$/, 30_000);
+    h.type('/train cancel 1');
+    await h.waitFor(/^🛑 job 1 cancelled by ada/, 30_000);
+  });
+
+  it('wait: the ask says it waits, the chat model stays off the GPU during training, and answers after', async () => {
+    h = await startHarness({ INFERENCE_DURING_TRAINING: 'wait' });
+    h.type('/train standard');
+    await h.waitFor(/^⏳ job 1 \[.*\] [1-9]\d*\/200/, 120_000);
+    h.type('/ask base hello');
+    await h.waitFor(/^⏳ waiting for the GPU: training job 1 is running \(INFERENCE_DURING_TRAINING=wait\)$/, 10_000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(h.app.runner!.inference.starts).toBe(0); // no inference worker while the trainer has the GPU
+    h.type('/train cancel 1');
+    await h.waitFor(/^🛑 job 1 cancelled by ada/, 30_000);
+    await h.waitFor(/^— base · \d+ tokens/, 120_000);
+    expect(h.app.runner!.inference.starts).toBe(1);
+  });
+});
