@@ -16,8 +16,8 @@ const CURSOR = ' ▍';
 interface Followed {
   live: LiveMessage;
   header: string;
-  settle: () => void;
-  done: Promise<void>;
+  settle: (result: AskResult | null) => void;
+  done: Promise<AskResult | null>;
 }
 
 /** The answer, then a line that says which model answered, how fast, and what was left out or cut off. */
@@ -45,7 +45,7 @@ export class Asks {
     });
     this.events.on('completed', ({ jobId, returnvalue }) => {
       const r = AskResult.safeParse(typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue);
-      void this.end(jobId, r.success ? answerText(r.data) : '⚠️ the runner returned no answer');
+      void this.end(jobId, r.success ? answerText(r.data) : '⚠️ the runner returned no answer', r.success ? r.data : null);
     });
     this.events.on('failed', ({ jobId, failedReason }) => void this.end(jobId, `⚠️ ${failedReason}`));
     this.events.on('error', (e) => log.warn('ask events', e));
@@ -75,9 +75,10 @@ export class Asks {
     return Promise.race([this.queue.add('ask', AskJobData.parse(data), { attempts: 2, removeOnComplete: { count: 200 }, removeOnFail: { count: 200 } }), deadline]);
   }
 
-  follow(jobId: string, surface: ChatSurface, ref: MessageRef, header: string, shown: string, intervalMs?: number): Promise<void> {
-    let settle!: () => void;
-    const done = new Promise<void>((r) => (settle = r));
+  /** Grows `ref` with the answer as it streams; resolves with the answer (null if the ask failed). */
+  follow(jobId: string, surface: ChatSurface, ref: MessageRef, header: string, shown: string, intervalMs?: number): Promise<AskResult | null> {
+    let settle!: (result: AskResult | null) => void;
+    const done = new Promise<AskResult | null>((r) => (settle = r));
     const interval = Math.max(intervalMs ?? surface.editIntervalMs, surface.minEditIntervalMs);
     this.followed.set(jobId, { live: new LiveMessage(surface, ref, shown, interval), header, settle, done });
     void this.catchUp(jobId);
@@ -90,7 +91,7 @@ export class Asks {
     const state = await job?.getState().catch(() => 'unknown');
     if (state === 'completed') {
       const r = AskResult.safeParse(job!.returnvalue);
-      if (r.success) await this.end(jobId, answerText(r.data));
+      if (r.success) await this.end(jobId, answerText(r.data), r.data);
     } else if (state === 'failed') await this.end(jobId, `⚠️ ${job!.failedReason}`);
   }
 
@@ -107,11 +108,11 @@ export class Asks {
     await this.queue.close();
   }
 
-  private async end(jobId: string, body: string): Promise<void> {
+  private async end(jobId: string, body: string, result: AskResult | null = null): Promise<void> {
     const f = this.followed.get(jobId);
     if (!f) return;
     this.followed.delete(jobId);
     await f.live.finish(`${f.header}\n${body}`);
-    f.settle();
+    f.settle(result);
   }
 }

@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import { AccessPolicy } from './access.ts';
 import { Asks } from './asks.ts';
+import { ChatStore } from './chats.ts';
 import { fileURLToPath } from 'node:url';
 import { CommandRegistry } from './command-registry.ts';
 import type { Config } from './config.ts';
@@ -16,6 +17,7 @@ export interface BotServices {
   models: ModelRegistry;
   watcher: JobWatcher;
   asks: Asks;
+  chats: ChatStore;
   commands: CommandRegistry;
 }
 
@@ -38,6 +40,7 @@ export async function createBot(config: Config, connection: Redis): Promise<Bot>
     models: new ModelRegistry(config.modelsDir),
     watcher,
     asks,
+    chats: new ChatStore(connection, config.queuePrefix),
     commands,
     async close() {
       await watcher.close();

@@ -98,6 +98,14 @@ export interface CommandContext {
   reply(text: string): Promise<MessageRef>;
   /** A message only the caller sees (Discord ephemeral, Slack ephemeral, the console prints it). */
   replyPrivate(text: string): Promise<void>;
+  /** Threads for /chat, where the platform's adapter has them. */
+  thread?: {
+    /** Opens a thread here; returns its id. */
+    open(title: string): Promise<string>;
+    say(threadId: string, text: string): Promise<void>;
+    /** One line telling people how to talk in it. */
+    howToTalk: string;
+  };
 }
 
 /** Splits a command line into words; "double" or 'single' quotes keep spaces. */

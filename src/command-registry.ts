@@ -7,7 +7,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { PERMISSION_SETTINGS } from './access.ts';
+import { PERMISSION_SETTINGS, type Permission } from './access.ts';
 import { parseText, rootHandler, usage, validateArgs, clip, type Args, type CommandContext, type CommandSpec, type Handler } from './command-kit.ts';
 import { UserError } from './errors.ts';
 import { logger } from './log.ts';
@@ -77,21 +77,40 @@ export class CommandRegistry {
     });
   }
 
-  private async run(command: CommandSpec, ctx: CommandContext, parse: () => { handler: Handler; args: Args }): Promise<void> {
-    try {
+  private run(command: CommandSpec, ctx: CommandContext, parse: () => { handler: Handler; args: Args }): Promise<void> {
+    return this.guarded(command.name, ctx, async () => {
       const { handler, args } = parse();
-      if (handler.permission && !ctx.bot.access.allows(handler.permission, ctx.user, ctx.channelId)) {
-        throw new UserError(`you may not run ${usage(command, handler).split(' [')[0]!.split(' <')[0]} here (${PERMISSION_SETTINGS[handler.permission]}); ask whoever runs the bot`);
-      }
+      this.check(handler.permission, ctx, usage(command, handler).split(' [')[0]!.split(' <')[0]!);
       await handler.run(ctx, args);
+    });
+  }
+
+  /** A turn of a /chat conversation: the permission of /chat, and the same answers to errors as a command. */
+  chatTurn(ctx: CommandContext, turn: () => Promise<void>): Promise<void> {
+    return this.guarded('chat', ctx, async () => {
+      this.check(this.commands.get('chat')?.permission, ctx, '/chat');
+      await turn();
+    });
+  }
+
+  private check(permission: Permission | undefined, ctx: CommandContext, what: string): void {
+    if (permission && !ctx.bot.access.allows(permission, ctx.user, ctx.channelId)) {
+      throw new UserError(`you may not run ${what} here (${PERMISSION_SETTINGS[permission]}); ask whoever runs the bot`);
+    }
+  }
+
+  /** Runs `action`: a UserError's line goes to the caller privately; anything else to the log, with a reference. */
+  private async guarded(name: string, ctx: CommandContext, action: () => Promise<void>): Promise<void> {
+    try {
+      await action();
     } catch (e) {
       if (e instanceof UserError) {
         await ctx.replyPrivate(`⚠️ ${e.message}`).catch((err) => log.warn('could not reply', err));
         return;
       }
       const ref = randomBytes(3).toString('hex');
-      log.error(`/${command.name} failed for ${ctx.user.name} (ref ${ref})`, e);
-      await ctx.replyPrivate(`💥 /${command.name} failed unexpectedly (ref ${ref}); the bot's log has the details`).catch(() => undefined);
+      log.error(`/${name} failed for ${ctx.user.name} (ref ${ref})`, e);
+      await ctx.replyPrivate(`💥 /${name} failed unexpectedly (ref ${ref}); the bot's log has the details`).catch(() => undefined);
     }
   }
 }

@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import type { BotServices } from '../bot.ts';
 import type { ChatSurface, CommandContext, MessageRef } from '../command-kit.ts';
+import { chatTurn } from '../ask-flow.ts';
 import { PLATFORM_LIMITS } from './limits.ts';
 
 export type ConsoleEnd = 'eof' | 'interrupt';
@@ -98,11 +99,6 @@ export class ConsoleChat implements ChatSurface {
 
   private async handleLine(line: string, bot: BotServices, user: string): Promise<void> {
     if (!line || line.startsWith('#')) return;
-    if (!line.startsWith('/')) {
-      this.write('Commands start with / (try /help).');
-      return;
-    }
-    const [, name = '', rest = ''] = /^\/(\S*)\s*([\s\S]*)$/.exec(line) ?? [];
     const ctx: CommandContext = {
       user: { id: user, name: user, platform: 'console', roles: [] },
       channelId: CHANNEL,
@@ -110,7 +106,19 @@ export class ConsoleChat implements ChatSurface {
       bot,
       reply: (text) => this.post(CHANNEL, text),
       replyPrivate: async (text) => void (await this.post(CHANNEL, text)),
+      // the console's thread is the session itself: lines without a leading / are its turns
+      thread: {
+        open: async () => CHANNEL,
+        say: async (_thread, text) => void (await this.post(CHANNEL, text)),
+        howToTalk: 'type a message (no leading /) for each turn; /chat again starts over',
+      },
     };
+    if (!line.startsWith('/')) {
+      if (await bot.chats.get('console', CHANNEL).catch(() => null)) await bot.commands.chatTurn(ctx, () => chatTurn(ctx, CHANNEL, line));
+      else this.write('Commands start with / (try /help).');
+      return;
+    }
+    const [, name = '', rest = ''] = /^\/(\S*)\s*([\s\S]*)$/.exec(line) ?? [];
     await bot.commands.dispatchText(name, rest, ctx);
   }
 

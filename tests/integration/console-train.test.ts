@@ -5,6 +5,8 @@
 import { existsSync, readlinkSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChatStore } from '../../src/chats.ts';
+import { closeRedis, connectRedis } from '../../src/redis.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
 const SEED_FILES = ['adapter_config.json', 'adapter_model.safetensors', 'tokenizer_config.json', 'tokenizer.json', 'training_info.txt'];
@@ -82,6 +84,25 @@ describe('/train quick_test from the console', () => {
     h.type('/ask nope hello');
     await h.waitFor(/^⚠️ no model 'nope'; known: latest, base, tiny-gpt-oss_quick_test_/, 60_000, from);
     expect(h.app.runner!.inference.starts).toBe(1); // one resident worker answered all of them
+  });
+
+  it('/chat holds a conversation: every line a turn, the history in Redis', async () => {
+    const from = h.lines.length;
+    h.type('/chat latest');
+    await h.waitFor(/^🧵 chatting with latest: type a message \(no leading \/\) for each turn; \/chat again starts over$/, 10_000, from);
+    h.type('Say hello to Ada.');
+    await h.waitFor(/^🧵 latest · ada$/, 10_000, from);
+    await h.waitFor(new RegExp(`^— ${modelName} · \\d+ tokens`), 60_000, from);
+    const afterFirst = h.lines.length;
+    h.type('And to Grace?');
+    await h.waitFor(new RegExp(`^— ${modelName} · \\d+ tokens`), 60_000, afterFirst);
+    // the conversation is in Redis, not in this process: another store on another connection reads it
+    const other = connectRedis(h.app.redisUrl);
+    const conversation = await new ChatStore(other, h.app.bot.config.queuePrefix).get('console', 'console');
+    await closeRedis(other);
+    expect(conversation?.model).toBe('latest');
+    expect(conversation?.turns.filter((t) => t.role === 'user').map((t) => t.content)).toEqual(['Say hello to Ada.', 'And to Grace?'].slice(0, conversation!.turns.length / 2));
+    expect(conversation!.turns.length).toBeGreaterThanOrEqual(2);
   });
 
   it('refuses bad input with one line and queues nothing', async () => {

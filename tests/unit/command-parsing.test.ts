@@ -79,7 +79,7 @@ describe('/ask options', () => {
 describe('command modules', () => {
   it('loads one module per file from commands/', async () => {
     const registry = await CommandRegistry.load(COMMANDS_DIR);
-    expect([...registry.commands.keys()].sort()).toEqual(['ask', 'help', 'models', 'queue', 'train']);
+    expect([...registry.commands.keys()].sort()).toEqual(['ask', 'chat', 'help', 'models', 'queue', 'train']);
   });
 
   it('names the file whose module has the wrong shape', () => {
