@@ -6,7 +6,11 @@ import { fitHistory } from './chats.ts';
 
 export type Effort = 'low' | 'medium' | 'high';
 
-export async function askAndStream(ctx: CommandContext, model: string, messages: { role: 'user' | 'assistant'; content: string }[], effort: Effort, header: string): Promise<AskResult | null> {
+/**
+ * Queues the ask and posts its message; returns once the message is up (the answer streams into it afterwards).
+ * `after` runs with the answer when it is complete.
+ */
+export async function askAndStream(ctx: CommandContext, model: string, messages: { role: 'user' | 'assistant'; content: string }[], effort: Effort, header: string, after?: (result: AskResult) => Promise<void>): Promise<void> {
   const { bot } = ctx;
   await bot.asks.take(ctx.user, bot.config.asksPerMinute);
   const job = await bot.asks.add({
@@ -19,7 +23,7 @@ export async function askAndStream(ctx: CommandContext, model: string, messages:
   const training = bot.config.inferenceDuringTraining === 'wait' ? (await bot.queue.pending()).find((j) => j.state === 'active') : undefined;
   const shown = `${header}\n${training ? `⏳ waiting for the GPU: training job ${training.id} is running (INFERENCE_DURING_TRAINING=wait)` : '…'}`;
   const ref = await ctx.reply(shown);
-  return bot.asks.follow(job.id!, ctx.surface, ref, header, shown, bot.config.progressEditIntervalMs);
+  void bot.asks.follow(job.id!, ctx.surface, ref, header, shown, bot.config.progressEditIntervalMs, after);
 }
 
 export function checkPrompt(prompt: string): string {
@@ -35,6 +39,7 @@ export async function chatTurn(ctx: CommandContext, threadId: string, text: stri
   if (!conversation) throw new UserError('no conversation here: /chat [model] starts one');
   const question = checkPrompt(text);
   const messages = [...fitHistory(conversation.turns), { role: 'user' as const, content: question }];
-  const result = await askAndStream(ctx, conversation.model, messages, 'low', `🧵 **${conversation.model}** · ${ctx.user.name}`);
-  if (result?.answer) await ctx.bot.chats.add(ctx.surface.platform, threadId, question, result.answer);
+  await askAndStream(ctx, conversation.model, messages, 'low', `🧵 **${conversation.model}** · ${ctx.user.name}`, async (result) => {
+    if (result.answer.trim()) await ctx.bot.chats.add(ctx.surface.platform, threadId, question, result.answer);
+  });
 }

@@ -16,6 +16,8 @@ const CURSOR = ' ▍';
 interface Followed {
   live: LiveMessage;
   header: string;
+  /** Runs with the answer before the follow counts as settled (a conversation stores its turn). */
+  after?: (result: AskResult) => Promise<void>;
   settle: (result: AskResult | null) => void;
   done: Promise<AskResult | null>;
 }
@@ -76,11 +78,11 @@ export class Asks {
   }
 
   /** Grows `ref` with the answer as it streams; resolves with the answer (null if the ask failed). */
-  follow(jobId: string, surface: ChatSurface, ref: MessageRef, header: string, shown: string, intervalMs?: number): Promise<AskResult | null> {
+  follow(jobId: string, surface: ChatSurface, ref: MessageRef, header: string, shown: string, intervalMs?: number, after?: (result: AskResult) => Promise<void>): Promise<AskResult | null> {
     let settle!: (result: AskResult | null) => void;
     const done = new Promise<AskResult | null>((r) => (settle = r));
     const interval = Math.max(intervalMs ?? surface.editIntervalMs, surface.minEditIntervalMs);
-    this.followed.set(jobId, { live: new LiveMessage(surface, ref, shown, interval), header, settle, done });
+    this.followed.set(jobId, { live: new LiveMessage(surface, ref, shown, interval), header, after, settle, done });
     void this.catchUp(jobId);
     return done;
   }
@@ -113,6 +115,7 @@ export class Asks {
     if (!f) return;
     this.followed.delete(jobId);
     await f.live.finish(`${f.header}\n${body}`);
+    if (result && f.after) await f.after(result).catch((e) => log.warn(`after the answer to ask ${jobId}`, e));
     f.settle(result);
   }
 }
