@@ -25,7 +25,8 @@ const botConn = connectRedis(redis.url);
 const runner = await startRunner({ config, connection: runnerConn });
 const queue = new Queue(ASK_QUEUE, { connection: botConn, prefix: config.queuePrefix });
 const events = new QueueEvents(ASK_QUEUE, { connection: botConn, prefix: config.queuePrefix });
-events.setMaxListeners(64); // one waitUntilFinished listener per ask in flight
+events.setMaxListeners(64); // one waitUntilFinished listener per ask in flight (on both)
+queue.setMaxListeners(64);
 await events.waitUntilReady();
 
 const ask = (n: number): AskJobData => ({
