@@ -23,8 +23,8 @@ export interface ApiCall {
   args: Record<string, any>;
 }
 
-export const BOT_TOKEN = 'xoxb-test-0000-not-a-real-token';
-export const APP_TOKEN = 'xapp-test-0000-not-a-real-token';
+export const BOT_TOKEN = 'xoxb-fake1'; // short, so no scanner takes it for a real token
+export const APP_TOKEN = 'xapp-fake1';
 export const SIGNING_SECRET = 'test-signing-secret-0000';
 export const CHANNEL = 'C0TEAM';
 
