@@ -11,6 +11,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 export interface SlackMessage {
   ts: string;
   channel: string;
+  threadTs: string | undefined;
   text: string;
   history: { at: number; text: string }[];
   files: { name: string; title: string; bytes: number; threadTs: string | undefined }[];
@@ -97,6 +98,14 @@ export class SlackDouble {
     return envelope;
   }
 
+  /** Someone writes a message (in a thread when `threadTs` is given), delivered as an Events API envelope. */
+  message(channel: string, user: { id: string }, text: string, threadTs?: string): void {
+    const ts = `${++tsCounter}.000200`;
+    const event = { type: 'message', channel, user: user.id, text, ts, ...(threadTs && { thread_ts: threadTs }), channel_type: 'channel', event_ts: ts };
+    const payload = { token: 'verification-token', team_id: 'T0TEAM', api_app_id: 'A0TEST', event, type: 'event_callback', event_id: `Ev${tsCounter}`, event_time: Math.floor(Date.now() / 1000) };
+    for (const ws of this.sockets) ws.send(JSON.stringify({ envelope_id: randomUUID(), type: 'events_api', accepts_response_payload: false, payload }));
+  }
+
   /** A slash command's payload, with a response_url that this double answers. */
   payload(command: string, text: string, user: { id: string; name: string }, channel = CHANNEL) {
     const id = randomUUID();
@@ -135,7 +144,7 @@ export class SlackDouble {
         return { status: 200, body: { ok: true, url: `ws://127.0.0.1:${this.port}/socket` } };
       case 'chat.postMessage': {
         if (!this.memberOf.has(args.channel)) return { status: 200, body: { ok: false, error: 'not_in_channel' } };
-        const m: SlackMessage = { ts: ts(), channel: args.channel, text: args.text, history: [{ at: performance.now(), text: args.text }], files: [] };
+        const m: SlackMessage = { ts: ts(), channel: args.channel, threadTs: args.thread_ts, text: args.text, history: [{ at: performance.now(), text: args.text }], files: [] };
         this.messages.set(m.ts, m);
         return { status: 200, body: { ok: true, channel: args.channel, ts: m.ts, message: { text: args.text, ts: m.ts } } };
       }

@@ -93,6 +93,18 @@ describe('Slack in Socket Mode', () => {
     for (let i = 1; i < at.length; i++) expect(at[i]! - at[i - 1]!).toBeGreaterThanOrEqual(1_450);
   });
 
+  it('/chat opens a thread where every reply is a turn with the model', async () => {
+    double.slash('/chat', 'latest', ADA);
+    const intro = await until('the thread', () => double.find(/^🧵 Chat with latest$/));
+    await until('the how-to', () => [...double.messages.values()].find((m) => m.threadTs === intro.ts && /^🧵 chatting with \*latest\*/.test(m.text)));
+    double.message(intro.channel, ADA, 'Say hello to Ada.', intro.ts);
+    const answer = await until('the answer in the thread', () => [...double.messages.values()].find((m) => m.threadTs === intro.ts && /\n— tiny-gpt-oss_quick_test_\S+ · \d+ tokens/.test(m.text)), 60_000);
+    expect(answer.text).toMatch(/^🧵 \*latest\* · U0ADA\n/);
+    double.message(intro.channel, ADA, 'not in a chat thread');
+    await new Promise((r) => setTimeout(r, 300));
+    expect([...double.messages.values()].filter((m) => m.threadTs === undefined && /not in a chat/.test(m.text))).toEqual([]);
+  });
+
   it('/models list lists the model', async () => {
     double.slash('/models', 'list', EVE);
     const list = await until('the list', () => double.find(/^\*Models\*/));

@@ -8,6 +8,7 @@ import { App, HTTPReceiver, LogLevel, SocketModeReceiver } from '@slack/bolt';
 import type { BotServices } from '../../bot.ts';
 import type { Attachment, ChatSurface, CommandContext, MessageRef } from '../../command-kit.ts';
 import { UserError } from '../../errors.ts';
+import { chatTurn } from '../../ask-flow.ts';
 import { logger } from '../../log.ts';
 import { PLATFORM_LIMITS } from '../limits.ts';
 
@@ -66,6 +67,15 @@ export class SlackChat implements ChatSurface {
         await this.run(name, command, (text) => respond({ response_type: 'ephemeral', text: toMrkdwn(text) }));
       });
     }
+    // A message in a thread that holds a /chat conversation is its next turn.
+    this.app.message(async ({ message }) => {
+      const m = message as { subtype?: string; bot_id?: string; user?: string; text?: string; channel: string; thread_ts?: string };
+      if (m.subtype || m.bot_id || !m.user || !m.thread_ts || !m.text) return;
+      const threadId = `${m.channel}:${m.thread_ts}`;
+      if (!(await this.options.bot.chats.get(this.platform, threadId).catch(() => null))) return;
+      const ctx = await this.context({ user_id: m.user, user_name: m.user, channel_id: m.channel }, (text) => this.postIn(m.channel, m.thread_ts!, text).then(() => undefined), m.thread_ts);
+      await this.options.bot.commands.chatTurn(ctx, () => chatTurn(ctx, threadId, m.text!));
+    });
     this.app.error(async (e) => log.error('bolt error', e));
   }
 
@@ -114,16 +124,33 @@ export class SlackChat implements ChatSurface {
 
   /** `whisper` answers the caller alone, through the command's response_url: it works in channels the bot is not in. */
   private async run(name: string, command: { user_id: string; user_name: string; channel_id: string; text: string }, whisper: (text: string) => Promise<unknown>): Promise<void> {
-    const { bot } = this.options;
-    const ctx: CommandContext = {
-      user: { id: command.user_id, name: command.user_name, platform: this.platform, roles: await this.groupsOf(command.user_id) },
-      channelId: command.channel_id,
+    const ctx = await this.context(command, whisper);
+    await this.options.bot.commands.dispatchText(name, command.text ?? '', ctx);
+  }
+
+  /** A command's context; in a thread (`threadTs`), replies go into the thread. */
+  private async context(who: { user_id: string; user_name: string; channel_id: string }, whisper: (text: string) => Promise<unknown>, threadTs?: string): Promise<CommandContext> {
+    const channel = who.channel_id;
+    return {
+      user: { id: who.user_id, name: who.user_name, platform: this.platform, roles: await this.groupsOf(who.user_id) },
+      channelId: channel,
       surface: this,
-      bot,
-      reply: (text) => this.post(command.channel_id, text),
+      bot: this.options.bot,
+      reply: (text) => (threadTs ? this.postIn(channel, threadTs, text) : this.post(channel, text)),
       replyPrivate: async (text) => void (await whisper(text)),
+      // a /chat thread: the intro message starts it, and its replies are the conversation
+      thread: {
+        open: async (title) => `${channel}:${(await this.post(channel, `🧵 ${title}`)).id}`,
+        say: async (threadId, text) => void (await this.postIn(channel, threadId.split(':')[1]!, text)),
+        howToTalk: 'reply in this thread, every message a turn',
+      },
     };
-    await bot.commands.dispatchText(name, command.text ?? '', ctx);
+  }
+
+  /** A message in a thread; its ref edits it like any other (chat.update takes the channel and its ts). */
+  private async postIn(channel: string, threadTs: string, text: string): Promise<MessageRef> {
+    const res = await this.app.client.chat.postMessage({ channel, thread_ts: threadTs, text: toMrkdwn(text), unfurl_links: false }).catch(channelError);
+    return { channelId: channel, id: res.ts! };
   }
 
   /** The user groups (of those the access rules name) that a user belongs to, looked up once a minute. */
