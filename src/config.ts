@@ -46,6 +46,7 @@ const EnvSchema = z.object({
   DISCORD_APPLICATION_ID: z.string().regex(/^\d{5,25}$/, 'must be the numeric application id').optional(),
   DISCORD_GUILD_ID: z.string().regex(/^\d{5,25}$/, 'must be a numeric guild (server) id').optional(),
   DISCORD_API_BASE: z.url({ protocol: /^https?$/ }).optional(),
+  DISCORD_CHAT_THREADS: bool.default(false),
   SLACK_BOT_TOKEN: z.string().regex(/^xoxb-/, 'must be a bot token (xoxb-…)').optional(),
   SLACK_APP_TOKEN: z.string().regex(/^xapp-/, 'must be an app-level token (xapp-…)').optional(),
   SLACK_SIGNING_SECRET: z.string().min(8).optional(),
@@ -83,7 +84,7 @@ export interface Config {
   consoleUser: string;
   /** Unset: each entry point picks its own (the console bot: warn; a runner host: info). */
   logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
-  discord: { token: string; applicationId: string; guildId: string | undefined; apiBase: string | undefined } | undefined;
+  discord: { token: string; applicationId: string; guildId: string | undefined; apiBase: string | undefined; chatThreads: boolean } | undefined;
   slack:
     | { botToken: string; mode: 'socket'; appToken: string; apiUrl: string | undefined }
     | { botToken: string; mode: 'http'; signingSecret: string; port: number; apiUrl: string | undefined }
@@ -141,7 +142,7 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     consoleUser: e.CONSOLE_USER ?? env.USER ?? 'you',
     logLevel: e.LOG_LEVEL,
     discord: e.DISCORD_TOKEN
-      ? { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID!, guildId: e.DISCORD_GUILD_ID, apiBase: e.DISCORD_API_BASE }
+      ? { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID!, guildId: e.DISCORD_GUILD_ID, apiBase: e.DISCORD_API_BASE, chatThreads: e.DISCORD_CHAT_THREADS }
       : undefined,
     slack: !e.SLACK_BOT_TOKEN
       ? undefined

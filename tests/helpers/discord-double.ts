@@ -42,6 +42,8 @@ export class DiscordDouble {
   /** Interaction id → callback type, and when it came. */
   readonly callbacks = new Map<string, { type: number; flags: number; at: number }>();
   commands: any[] = [];
+  /** Threads the bot started: id → name. */
+  readonly threads = new Map<string, string>();
   commandPuts = 0;
   /** Tokens that answer 401 "Invalid Webhook Token", as after Discord's 15 minutes. */
   readonly expiredTokens = new Set<string>();
@@ -130,6 +132,28 @@ export class DiscordDouble {
       context: 0,
     });
     return { id, token };
+  }
+
+  /** Someone writes in a channel or thread, as the gateway's MESSAGE_CREATE delivers it. */
+  message(channelId: string, user: { id: string; name: string; roles?: string[] }, content: string): void {
+    this.dispatch('MESSAGE_CREATE', {
+      id: nextId(),
+      channel_id: channelId,
+      guild_id: GUILD_ID,
+      author: { id: user.id, username: user.name, global_name: user.name, discriminator: '0', avatar: null },
+      member: { roles: user.roles ?? [], joined_at: '2025-01-01T00:00:00.000Z', deaf: false, mute: false, flags: 0 },
+      content,
+      timestamp: new Date().toISOString(),
+      edited_timestamp: null,
+      tts: false,
+      mention_everyone: false,
+      mentions: [],
+      mention_roles: [],
+      attachments: [],
+      embeds: [],
+      pinned: false,
+      type: 0,
+    });
   }
 
   /** Milliseconds from sending the interaction to its callback (the defer or the answer). */
@@ -232,6 +256,11 @@ export class DiscordDouble {
         this.messages.delete(msg.id);
         return { status: 204 };
       }
+    }
+    if ((m = /^\/channels\/(\d+)\/messages\/(\d+)\/threads$/.exec(path)) && req.method === 'POST') {
+      const thread = { id: nextId(), type: 11, parent_id: m[1], guild_id: GUILD_ID, name: body.name, owner_id: BOT_USER_ID };
+      this.threads.set(thread.id, thread.name);
+      return { status: 201, body: thread };
     }
     if ((m = /^\/channels\/(\d+)\/messages(?:\/(\d+))?$/.exec(path))) {
       const [, channelId, id] = m;

@@ -14,7 +14,7 @@ import { DiscordChat } from '../../src/chat/discord/index.ts';
 import { loadConfig, REPO_ROOT, type Config } from '../../src/config.ts';
 import { closeRedis, connectRedis, startEmbeddedRedis } from '../../src/redis.ts';
 import { SlackChat } from '../../src/chat/slack/index.ts';
-import { APP_ID, DiscordDouble, GUILD_ID, type DoubleMessage } from '../helpers/discord-double.ts';
+import { APP_ID, CHANNEL_ID, DiscordDouble, GUILD_ID, type DoubleMessage } from '../helpers/discord-double.ts';
 import { APP_TOKEN, BOT_TOKEN, SlackDouble } from '../helpers/slack-double.ts';
 
 const TOKEN = 'test-bot-token.not-a-real-one.xxxxxxxxxxxxxxxx';
@@ -49,7 +49,7 @@ async function startBot(double: DiscordDouble, env: Record<string, string>, mode
   await slackDouble.start();
   const slack = new SlackChat({ bot, botToken: BOT_TOKEN, mode: 'socket', appToken: APP_TOKEN, apiUrl: slackDouble.apiUrl });
   await slack.start();
-  const discord = new DiscordChat({ bot, token: TOKEN, applicationId: APP_ID, guildId: GUILD_ID, apiBase: double.apiBase, interactionTokenTtlMs: tokenTtlMs });
+  const discord = new DiscordChat({ bot, token: TOKEN, applicationId: APP_ID, guildId: GUILD_ID, apiBase: double.apiBase, interactionTokenTtlMs: tokenTtlMs, chatThreads: config.discord!.chatThreads });
   await discord.start();
   return {
     config,
@@ -76,7 +76,7 @@ describe('Discord', () => {
   let modelsDir: string;
   let stack: Stack;
   let runner: { stop(): Promise<void> };
-  const env = () => ({ QUEUE_PREFIX: `discord${process.pid}x${prefixCounter}`, ALLOW_TRAIN: `role:${ADA.roles[0]}` });
+  const env = () => ({ QUEUE_PREFIX: `discord${process.pid}x${prefixCounter}`, ALLOW_TRAIN: `role:${ADA.roles[0]}`, DISCORD_CHAT_THREADS: 'true' });
 
   beforeAll(async () => {
     prefixCounter++;
@@ -151,6 +151,20 @@ describe('Discord', () => {
     const answer = await until('the answer', () => /\n— tiny-gpt-oss_quick_test_\S+ · \d+ tokens/.test(double.original(token)?.content ?? '') && double.original(token), 120_000);
     expect(answer.content).toMatch(/^💬 \*\*latest\*\* · eve asked: What is the capital of France\?\n/);
     expect(answer.content).not.toContain('<|');
+  });
+
+  it('/chat starts a thread where every message is a turn with the model', async () => {
+    const { token } = double.slash('chat', undefined, { model: 'latest' }, EVE);
+    const intro = await until('the intro', () => double.original(token)?.content === '🧵 Chat with latest' && double.original(token));
+    const threadId = await until('the thread', () => [...double.threads.entries()].find(([, name]) => name === 'Chat with latest')?.[0]);
+    expect(intro.channelId).toBe(CHANNEL_ID);
+    await until('the how-to', () => [...double.messages.values()].find((m) => m.channelId === threadId && m.content.startsWith('🧵 chatting with **latest**')));
+    double.message(threadId, EVE, 'Say hello to Eve.');
+    const answer = await until('the answer', () => [...double.messages.values()].find((m) => m.channelId === threadId && /\n— tiny-gpt-oss_quick_test_\S+ · \d+ tokens/.test(m.content)), 60_000);
+    expect(answer.content).toMatch(/^🧵 \*\*latest\*\* · eve\n/);
+    double.message(CHANNEL_ID, EVE, 'a message outside any chat thread');
+    await new Promise((r) => setTimeout(r, 300));
+    expect([...double.messages.values()].filter((m) => m.channelId === CHANNEL_ID && m.content.includes('🧵 **latest** · eve'))).toEqual([]);
   });
 
   it('refuses /train to a user without the role, privately, and queues nothing', async () => {

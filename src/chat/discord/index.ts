@@ -7,6 +7,7 @@
 import { Client, DiscordAPIError, Events, GatewayIntentBits, MessageFlags, Routes, type AutocompleteInteraction, type ChatInputCommandInteraction, type Interaction, type RESTOptions } from 'discord.js';
 import type { BotServices } from '../../bot.ts';
 import type { Attachment, ChatSurface, CommandContext, MessageRef } from '../../command-kit.ts';
+import { chatTurn } from '../../ask-flow.ts';
 import { logger } from '../../log.ts';
 import { PLATFORM_LIMITS } from '../limits.ts';
 import { registerCommands } from './commands.ts';
@@ -23,11 +24,24 @@ export interface DiscordOptions {
   apiBase?: string;
   /** How long an interaction token is used for edits before the bot's channel message takes over (ms). */
   interactionTokenTtlMs?: number;
+  /**
+   * /chat threads: the bot reads the messages posted in its threads, which needs the privileged Message Content
+   * intent (enable it in the Developer Portal first, or Discord refuses the connection).
+   */
+  chatThreads?: boolean;
 }
 
 interface InteractionMessage {
   token: string;
   createdAt: number;
+}
+
+interface GatewayMessage {
+  id: string;
+  channel_id: string;
+  content: string;
+  author: { id: string; username: string; global_name?: string | null; bot?: boolean };
+  member?: { roles: string[] };
 }
 
 const clip = (text: string) => (text.length > LIMITS.messageChars ? `${text.slice(0, LIMITS.messageChars - 1)}…` : text);
@@ -46,8 +60,11 @@ export class DiscordChat implements ChatSurface {
     // Requests go through Node's own fetch: discord.js's bundled undici would hand a multipart body (the loss curve)
     // to the process-wide dispatcher, which is a newer undici's once Bolt is loaded beside it, and that one fails.
     const makeRequest = ((url: string, init: RequestInit) => fetch(url, init)) as unknown as RESTOptions['makeRequest'];
-    this.client = new Client({ intents: [GatewayIntentBits.Guilds], rest: { makeRequest, ...(options.apiBase && { api: options.apiBase }) } });
+    const intents = [GatewayIntentBits.Guilds, ...(options.chatThreads ? [GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent] : [])];
+    this.client = new Client({ intents, rest: { makeRequest, ...(options.apiBase && { api: options.apiBase }) } });
     this.client.on(Events.InteractionCreate, (i) => void this.onInteraction(i));
+    // Messages straight from the gateway: a thread need not be in discord.js's cache to hold a conversation.
+    if (options.chatThreads) this.client.on('raw', (p: { t?: string; d?: unknown }) => void (p.t === 'MESSAGE_CREATE' && this.onMessage(p.d as GatewayMessage)));
     this.client.on(Events.Error, (e) => log.error('client error', e));
   }
 
@@ -137,6 +154,17 @@ export class DiscordChat implements ChatSurface {
         }
         return remember(await i.followUp({ content: clip(text), allowedMentions: { parse: [] } }));
       },
+      ...(this.options.chatThreads && {
+        thread: {
+          open: async (title: string) => {
+            const ref = await ctx.reply(`🧵 ${title}`);
+            const thread = (await this.client.rest.post(Routes.threads(ref.channelId, ref.id), { body: { name: title.slice(0, 100), auto_archive_duration: 1440 } })) as { id: string };
+            return thread.id;
+          },
+          say: async (threadId: string, text: string) => void (await this.post(threadId, text)),
+          howToTalk: 'write in this thread, every message a turn',
+        },
+      }),
       replyPrivate: async (text) => {
         if (!originalUsed && ephemeral) {
           originalUsed = true;
@@ -154,6 +182,26 @@ export class DiscordChat implements ChatSurface {
     const given = sub ? i.options.data[0]?.options ?? [] : i.options.data;
     for (const o of given) raw[o.name] = o.value;
     await bot.commands.dispatchNamed(i.commandName, sub, raw, ctx);
+  }
+
+  /** A message in one of the bot's /chat threads is the conversation's next turn; anything else is ignored. */
+  private async onMessage(m: GatewayMessage): Promise<void> {
+    try {
+      if (m.author.bot || !m.content) return;
+      const { bot } = this.options;
+      if (!(await bot.chats.get(this.platform, m.channel_id).catch(() => null))) return;
+      const ctx: CommandContext = {
+        user: { id: m.author.id, name: m.author.global_name ?? m.author.username, platform: this.platform, roles: m.member?.roles ?? [] },
+        channelId: m.channel_id,
+        surface: this,
+        bot,
+        reply: (text) => this.post(m.channel_id, text),
+        replyPrivate: async (text) => void (await this.post(m.channel_id, text)), // a thread has no private replies
+      };
+      await bot.commands.chatTurn(ctx, () => chatTurn(ctx, m.channel_id, m.content));
+    } catch (e) {
+      log.error(`message ${m.id} in a chat thread`, e);
+    }
   }
 
   private async autocomplete(i: AutocompleteInteraction): Promise<void> {
