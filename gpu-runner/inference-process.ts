@@ -58,6 +58,11 @@ export class InferenceProcess {
   /** How many times the worker process was started (a test proves it stays one). */
   starts = 0;
 
+  /** The worker's process id, while one runs. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   constructor(private readonly config: Config) {}
 
   async ask(request: AskRequest, onToken: (text: string) => void): Promise<Done> {

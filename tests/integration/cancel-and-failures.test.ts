@@ -189,3 +189,19 @@ describe('asks while a training runs (INFERENCE_DURING_TRAINING)', () => {
     expect(h.app.runner!.inference.starts).toBe(1);
   });
 });
+
+describe('the inference worker', () => {
+  it('a worker that died is started again by the next ask, which is answered', async () => {
+    h = await startHarness();
+    h.type('/ask base Count from 1 to 9.');
+    await h.waitFor(/^— base · \d+ tokens/, 120_000);
+    const first = h.app.runner!.inference.pid!;
+    process.kill(first, 'SIGKILL'); // the worker dies (out of memory, a driver fault…)
+    await expect.poll(() => h!.app.runner!.inference.pid, { timeout: 10_000 }).toBeUndefined();
+    const from = h.lines.length;
+    h.type('/ask base Count from 2 to 8.');
+    await h.waitFor(/^— base · \d+ tokens/, 120_000, from);
+    expect(h.app.runner!.inference.starts).toBe(2);
+    expect(h.app.runner!.inference.pid).not.toBe(first);
+  });
+});
