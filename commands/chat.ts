@@ -16,7 +16,7 @@ export default defineCommand({
     if (!isSafeModelName(model)) throw new InvalidInput('a model is named by its folder name (or latest, or base), not a path');
     if (!ctx.thread) throw new UserError(`/chat needs threads, which the ${ctx.surface.platform} adapter does not open yet; /ask answers one question`);
     const threadId = await ctx.thread.open(`Chat with ${model}`);
-    await ctx.bot.chats.open(ctx.surface.platform, threadId, model, ctx.user.name);
+    await ctx.bot.chats.open(ctx.surface.platform, threadId, model, ctx.user.name, ctx.channelId);
     await ctx.thread.say(threadId, `🧵 chatting with **${model}**: ${ctx.thread.howToTalk}`);
   },
 });

@@ -69,7 +69,7 @@ export class InferenceProcess {
     await this.start();
     const id = String(this.nextId++);
     const done = new Promise<Done>((resolve, reject) => this.pending.set(id, { onToken, resolve, reject }));
-    this.child!.stdin!.write(JSON.stringify({ id, max_new_tokens: 256, ...request }) + '\n');
+    this.child!.stdin!.write(JSON.stringify({ id, max_new_tokens: this.config.askMaxNewTokens, ...request }) + '\n');
     return done;
   }
 
@@ -88,7 +88,13 @@ export class InferenceProcess {
   private start(): Promise<void> {
     if (this.ready) return this.ready;
     const args = ['-u', WORKER_SCRIPT, `--models-dir=${this.config.modelsDir}`, `--base-model=${this.config.baseModel}`, `--backend=${this.config.trainerBackend}`];
-    const child = execa(this.config.python, args, { cwd: REPO_ROOT, reject: false, buffer: false, stdin: 'pipe', env: { PYTHONUNBUFFERED: '1', TOKENIZERS_PARALLELISM: 'false' } });
+    const child = execa(this.config.python, args, { cwd: REPO_ROOT, reject: false, buffer: false, stdin: 'pipe', env: {
+        PYTHONUNBUFFERED: '1',
+        TOKENIZERS_PARALLELISM: 'false',
+        // the runner's GPU, as the trainer gets --gpu: a host's runners must not all load their models onto GPU 0
+        ...(this.config.gpuId !== undefined && { CUDA_VISIBLE_DEVICES: String(this.config.gpuId) }),
+      },
+    });
     this.child = child;
     this.starts++;
     createInterface({ input: child.stderr! }).on('line', (line) => log.debug(line));

@@ -14,6 +14,8 @@ const Turn = z.object({ role: z.enum(['user', 'assistant']), content: z.string()
 export const Conversation = z.object({
   model: z.string(),
   openedBy: z.string(),
+  /** The channel the thread belongs to: access rules by channel apply to its turns. */
+  channelId: z.string().optional(),
   turns: z.array(Turn),
 });
 export type Conversation = z.infer<typeof Conversation>;
@@ -42,8 +44,8 @@ export class ChatStore {
     return `${this.prefix}:chat:${platform}:${threadId}`;
   }
 
-  async open(platform: string, threadId: string, model: string, openedBy: string): Promise<void> {
-    const conversation: Conversation = { model, openedBy, turns: [] };
+  async open(platform: string, threadId: string, model: string, openedBy: string, channelId: string): Promise<void> {
+    const conversation: Conversation = { model, openedBy, channelId, turns: [] };
     await this.guard(this.redis.set(this.key(platform, threadId), JSON.stringify(conversation), 'EX', TTL_S));
   }
 
@@ -53,12 +55,26 @@ export class ChatStore {
     return parsed?.success ? parsed.data : null;
   }
 
-  /** Adds one exchange and trims what no longer fits; the conversation lives another week from now. */
+  /**
+   * Adds one exchange and trims what no longer fits; the conversation lives another week from now. Optimistic: if
+   * another turn wrote the conversation meanwhile (WATCH), read it again, so no finished exchange is overwritten.
+   */
   async add(platform: string, threadId: string, question: string, answer: string): Promise<void> {
-    const conversation = await this.get(platform, threadId);
-    if (!conversation) return;
-    const turns = fitHistory([...conversation.turns, { role: 'user', content: question }, { role: 'assistant', content: answer }]);
-    await this.guard(this.redis.set(this.key(platform, threadId), JSON.stringify({ ...conversation, turns }), 'EX', TTL_S));
+    const key = this.key(platform, threadId);
+    const client = this.redis.duplicate(); // WATCH belongs to a connection: not the shared one
+    try {
+      for (let attempt = 0; attempt < 10; attempt++) {
+        await this.guard(client.watch(key));
+        const raw = await this.guard(client.get(key));
+        const parsed = raw ? Conversation.safeParse(JSON.parse(raw)) : null;
+        if (!parsed?.success) return void (await client.unwatch());
+        const turns = fitHistory([...parsed.data.turns, { role: 'user', content: question }, { role: 'assistant', content: answer }]);
+        const done = await this.guard(client.multi().set(key, JSON.stringify({ ...parsed.data, turns }), 'EX', TTL_S).exec());
+        if (done) return;
+      }
+    } finally {
+      client.disconnect();
+    }
   }
 
   private async guard<T>(call: Promise<T>): Promise<T> {

@@ -38,6 +38,7 @@ const EnvSchema = z.object({
   GPU_ID: z.coerce.number().int().nonnegative().optional(),
   TRAINER_LOAD_IN_4BIT: bool.default(true),
   INFERENCE_DURING_TRAINING: z.enum(['wait', 'refuse', 'share']).default('wait'),
+  ASK_MAX_NEW_TOKENS: z.coerce.number().int().min(16).max(32_768).default(1024),
   TRAINER_KILL_GRACE_MS: z.coerce.number().int().positive().default(10_000),
   PROGRESS_EDIT_INTERVAL_MS: z.coerce.number().int().nonnegative().optional(),
   CONSOLE_USER: z.string().min(1).optional(),
@@ -76,6 +77,8 @@ export interface Config {
    * refuse (asks fail with a message saying why), or share (both at once: enough GPU memory, or the CPU).
    */
   inferenceDuringTraining: 'wait' | 'refuse' | 'share';
+  /** The most tokens one answer may generate, reasoning included. */
+  askMaxNewTokens: number;
   /** The CUDA backend loads the base in 4 bits (QLoRA); false: a 16-bit LoRA. Passed to the trainer. */
   trainerLoadIn4bit: boolean;
   trainerKillGraceMs: number;
@@ -137,6 +140,7 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     gpuId: e.GPU_ID,
     trainerLoadIn4bit: e.TRAINER_LOAD_IN_4BIT,
     inferenceDuringTraining: e.INFERENCE_DURING_TRAINING,
+    askMaxNewTokens: e.ASK_MAX_NEW_TOKENS,
     trainerKillGraceMs: e.TRAINER_KILL_GRACE_MS,
     progressEditIntervalMs: e.PROGRESS_EDIT_INTERVAL_MS,
     consoleUser: e.CONSOLE_USER ?? env.USER ?? 'you',

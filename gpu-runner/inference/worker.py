@@ -34,6 +34,7 @@ VERSION = 1
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 MAX_PROMPT_CHARS = 16_000
+MAX_ADAPTERS = 4            # adapters kept loaded at once (--max-adapters); the least recently used one goes first
 EFFORTS = ("low", "medium", "high")
 _out = sys.stdout
 
@@ -54,7 +55,7 @@ class RequestError(Exception):
 
 
 class Worker:
-    def __init__(self, models_dir: Path, base_model: str, backend: str):
+    def __init__(self, models_dir: Path, base_model: str, backend: str, max_adapters: int = MAX_ADAPTERS):
         import torch
         started = time.time()
         self.models_dir = models_dir
@@ -64,7 +65,8 @@ class Worker:
             base_model = str(ensure_tiny_model(HERE.parent.parent / ".cache" / "tiny-gpt-oss"))
         self.model, self.tokenizer = self._load(base_model)
         self.peft = None            # the PeftModel wrapper, once an adapter has been loaded
-        self.loaded: dict[str, float] = {}  # adapter folder name → mtime of its weights when loaded
+        self.loaded: dict[str, float] = {}  # adapter folder name → mtime of its weights, least recently used first
+        self.max_adapters = max_adapters
         self.load_s = time.time() - started
         self.base_model = base_model
 
@@ -115,9 +117,16 @@ class Worker:
             else:
                 if adapter in self.loaded:
                     self.peft.delete_adapter(adapter)
+                    del self.loaded[adapter]
+                while len(self.loaded) >= self.max_adapters:  # GPU memory is finite: unload the least recently used
+                    oldest = next(iter(self.loaded))
+                    self.peft.delete_adapter(oldest)
+                    del self.loaded[oldest]
+                    log(f"unloaded adapter {oldest}")
                 self.peft.load_adapter(path, adapter_name=adapter)
             self.loaded[adapter] = mtime
             log(f"loaded adapter {adapter}")
+        self.loaded[adapter] = self.loaded.pop(adapter)  # now the most recently used
         self.peft.set_adapter(adapter)
         return self.peft
 
@@ -149,17 +158,19 @@ class Worker:
                       temperature=float(req.get("temperature", 0.7)), pad_token_id=self.tokenizer.pad_token_id)
         started = time.time()
         first: float | None = None
-        tokens = 0
         harmony = HarmonyStream()
         errors: list[BaseException] = []
+
+        generated: list[int] = []
 
         def generate():
             try:
                 if adapter is None and self.peft is not None:
                     with self.peft.disable_adapter():
-                        self.peft.generate(**kwargs)
+                        out = self.peft.generate(**kwargs)
                 else:
-                    model.generate(**kwargs)
+                    out = model.generate(**kwargs)
+                generated.append(int(out.shape[-1] - ids["input_ids"].shape[-1]))  # tokens, not streamed pieces
             except BaseException as e:  # reported below, after the stream ends
                 errors.append(e)
                 streamer.on_finalized_text("", stream_end=True)
@@ -167,7 +178,6 @@ class Worker:
         thread = threading.Thread(target=generate, daemon=True)
         thread.start()
         for piece in streamer:
-            tokens += 1
             first = first or time.time()
             shown = harmony.feed(piece)
             if shown:
@@ -176,6 +186,7 @@ class Worker:
         if errors:
             raise errors[0]
         parsed = harmony.close()
+        tokens = generated[0] if generated else 0
         emit("done", id=rid, model=adapter or "base", answer=parsed.final, reasoning=parsed.analysis,
              complete=parsed.complete, tokens=tokens, ttft_s=round((first or time.time()) - started, 4),
              duration_s=round(time.time() - started, 4))
@@ -186,12 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models-dir", type=Path, default=Path("models"))
     p.add_argument("--base-model", default="tiny")
     p.add_argument("--backend", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--max-adapters", type=int, default=MAX_ADAPTERS, help="adapters kept loaded at once")
     args = p.parse_args(argv)
     global _out
     fd = os.dup(1)          # stdout carries events alone; anything else printed goes to stderr
     os.dup2(2, 1)
     _out = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
-    worker = Worker(args.models_dir, args.base_model, args.backend)
+    worker = Worker(args.models_dir, args.base_model, args.backend, max(1, args.max_adapters))
     emit("ready", base_model=args.base_model, backend=worker.backend, load_s=round(worker.load_s, 3))
     for line in sys.stdin:
         if not line.strip():

@@ -99,7 +99,7 @@ describe('Slack in Socket Mode', () => {
     await until('the how-to', () => [...double.messages.values()].find((m) => m.threadTs === intro.ts && /^🧵 chatting with \*latest\*/.test(m.text)));
     double.message(intro.channel, ADA, 'Say hello to Ada.', intro.ts);
     const answer = await until('the answer in the thread', () => [...double.messages.values()].find((m) => m.threadTs === intro.ts && /\n— tiny-gpt-oss_quick_test_\S+ · \d+ tokens/.test(m.text)), 60_000);
-    expect(answer.text).toMatch(/^🧵 \*latest\* · U0ADA\n/);
+    expect(answer.text).toMatch(/^🧵 \*latest\* · <@U0ADA>\n/); // Slack shows the person's name
     double.message(intro.channel, ADA, 'not in a chat thread');
     await new Promise((r) => setTimeout(r, 300));
     expect([...double.messages.values()].filter((m) => m.threadTs === undefined && /not in a chat/.test(m.text))).toEqual([]);

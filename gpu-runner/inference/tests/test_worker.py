@@ -20,8 +20,8 @@ def train(models: Path) -> str:
 
 
 class Worker:
-    def __init__(self, models: Path):
-        self.proc = subprocess.Popen([sys.executable, "-u", str(INFERENCE / "worker.py"), "--models-dir", str(models)],
+    def __init__(self, models: Path, *extra: str):
+        self.proc = subprocess.Popen([sys.executable, "-u", str(INFERENCE / "worker.py"), "--models-dir", str(models), *extra],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      cwd=REPO)
         self.ready = json.loads(self.proc.stdout.readline())
@@ -104,3 +104,18 @@ def test_a_new_training_run_moves_latest_and_the_next_ask_uses_it_without_a_relo
     loads = [line for line in log.splitlines() if line.startswith("[infer] loaded adapter ")]
     assert loads == [f"[infer] loaded adapter {first}", f"[infer] loaded adapter {second}"]  # once each, for all asks
     worker.__init__(models)  # the module fixture's teardown stops a live worker
+
+
+def test_adapters_beyond_the_limit_are_unloaded_least_recently_used_first(setup):
+    models, first, _ = setup
+    names = sorted(p.name for p in models.iterdir() if not p.is_symlink() and (p / "adapter_model.safetensors").is_file())
+    assert len(names) >= 2
+    worker = Worker(models, "--max-adapters", "1")
+    for rid, name in (("m1", names[0]), ("m2", names[1]), ("m3", names[0])):
+        _, done = worker.ask(rid, model=name)
+        assert done["model"] == name
+    log = worker.stop()
+    loads = [line for line in log.splitlines() if line.startswith("[infer] ")]
+    assert loads == [f"[infer] loaded adapter {names[0]}", f"[infer] unloaded adapter {names[0]}",
+                     f"[infer] loaded adapter {names[1]}", f"[infer] unloaded adapter {names[1]}",
+                     f"[infer] loaded adapter {names[0]}"]

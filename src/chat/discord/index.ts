@@ -189,10 +189,12 @@ export class DiscordChat implements ChatSurface {
     try {
       if (m.author.bot || !m.content) return;
       const { bot } = this.options;
-      if (!(await bot.chats.get(this.platform, m.channel_id).catch(() => null))) return;
+      const conversation = await bot.chats.get(this.platform, m.channel_id).catch(() => null);
+      if (!conversation) return;
       const ctx: CommandContext = {
         user: { id: m.author.id, name: m.author.global_name ?? m.author.username, platform: this.platform, roles: m.member?.roles ?? [] },
-        channelId: m.channel_id,
+        // the thread's parent channel: a rule by channel applies in its threads too (replies go to the thread)
+        channelId: conversation.channelId ?? m.channel_id,
         surface: this,
         bot,
         reply: (text) => this.post(m.channel_id, text),

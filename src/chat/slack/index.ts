@@ -73,7 +73,7 @@ export class SlackChat implements ChatSurface {
       if (m.subtype || m.bot_id || !m.user || !m.thread_ts || !m.text) return;
       const threadId = `${m.channel}:${m.thread_ts}`;
       if (!(await this.options.bot.chats.get(this.platform, threadId).catch(() => null))) return;
-      const ctx = await this.context({ user_id: m.user, user_name: m.user, channel_id: m.channel }, (text) => this.postIn(m.channel, m.thread_ts!, text).then(() => undefined), m.thread_ts);
+      const ctx = await this.context({ user_id: m.user, user_name: `<@${m.user}>`, channel_id: m.channel }, (text) => this.postIn(m.channel, m.thread_ts!, text).then(() => undefined), m.thread_ts);
       await this.options.bot.commands.chatTurn(ctx, () => chatTurn(ctx, threadId, m.text!));
     });
     this.app.error(async (e) => log.error('bolt error', e));
