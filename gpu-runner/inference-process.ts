@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { REPO_ROOT, type Config } from '../src/config.ts';
+import { parseJsonOrNull } from '../src/jobs.ts';
 import { logger } from '../src/log.ts';
 
 const log = logger('inference');
@@ -100,7 +101,7 @@ export class InferenceProcess {
     createInterface({ input: child.stderr! }).on('line', (line) => log.debug(line));
     this.ready = new Promise<void>((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (line) => {
-        const parsed = Event.safeParse(safeJson(line));
+        const parsed = Event.safeParse(parseJsonOrNull(line));
         if (!parsed.success) return log.warn(`the inference worker broke its protocol: ${line.slice(0, 120)}`);
         const e = parsed.data;
         if (e.type === 'ready') {
@@ -126,13 +127,5 @@ export class InferenceProcess {
       });
     });
     return this.ready;
-  }
-}
-
-function safeJson(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return null;
   }
 }

@@ -5,8 +5,8 @@
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatSurface, MessageRef } from './command-kit.ts';
-import { QueueUnavailable, UserError } from './errors.ts';
-import { ASK_QUEUE, AskJobData, AskProgress, AskResult } from './jobs.ts';
+import { orUnavailable, UserError } from './errors.ts';
+import { ASK_QUEUE, AskJobData, AskProgress, AskResult, parseJsonOrNull } from './jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from './log.ts';
 
@@ -46,7 +46,7 @@ export class Asks {
       if (f && p.success) f.live.update(`${f.header}\n${p.data.text}${CURSOR}`);
     });
     this.events.on('completed', ({ jobId, returnvalue }) => {
-      const r = AskResult.safeParse(typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue);
+      const r = AskResult.safeParse(typeof returnvalue === 'string' ? parseJsonOrNull(returnvalue) : returnvalue);
       void this.end(jobId, r.success ? answerText(r.data) : '⚠️ the runner returned no answer', r.success ? r.data : null);
     });
     this.events.on('failed', ({ jobId, failedReason }) => void this.end(jobId, `⚠️ ${failedReason}`));
@@ -64,8 +64,7 @@ export class Asks {
   async take(user: { id: string; platform: string }, perMinute: number): Promise<void> {
     const window = Math.floor(Date.now() / 60_000);
     const key = `${this.prefix}:asks:${user.platform}:${user.id}:${window}`;
-    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new QueueUnavailable()), 2_000).unref());
-    const [[, count]] = (await Promise.race([this.connection.multi().incr(key).expire(key, 120).exec(), deadline])) as [[unknown, number]];
+    const [[, count]] = (await orUnavailable(this.connection.multi().incr(key).expire(key, 120).exec())) as [[unknown, number]];
     if (count > perMinute) {
       const wait = Math.ceil(((window + 1) * 60_000 - Date.now()) / 1000);
       throw new UserError(`you have asked ${perMinute} times this minute (ASKS_PER_MINUTE); try again in ${wait} s`);
@@ -73,8 +72,7 @@ export class Asks {
   }
 
   async add(data: AskJobData) {
-    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new QueueUnavailable()), 2_000).unref());
-    return Promise.race([this.queue.add('ask', AskJobData.parse(data), { attempts: 2, removeOnComplete: { count: 200 }, removeOnFail: { count: 200 } }), deadline]);
+    return orUnavailable(this.queue.add('ask', AskJobData.parse(data), { attempts: 2, removeOnComplete: { count: 200 }, removeOnFail: { count: 200 } }));
   }
 
   /** Grows `ref` with the answer as it streams; resolves with the answer (null if the ask failed). */

@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { QueueUnavailable } from './errors.ts';
+import { orUnavailable } from './errors.ts';
 
 /** About 3,000 tokens of history: room for the answer in a 4,096-token context. */
 export const MAX_HISTORY_CHARS = 12_000;
@@ -77,8 +77,7 @@ export class ChatStore {
     }
   }
 
-  private async guard<T>(call: Promise<T>): Promise<T> {
-    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new QueueUnavailable()), 2_000).unref());
-    return Promise.race([call, deadline]);
+  private guard<T>(call: Promise<T>): Promise<T> {
+    return orUnavailable(call);
   }
 }

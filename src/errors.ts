@@ -22,3 +22,19 @@ export class QueueUnavailable extends UserError {
     super('the job queue is unavailable right now; try again in a minute');
   }
 }
+
+/** How long a command waits on Redis before it answers "queue unavailable" (ms). */
+export const QUEUE_DEADLINE_MS = 2_000;
+
+/** A Redis call with a deadline: a command answers "queue unavailable" instead of hanging. */
+export async function orUnavailable<T>(call: Promise<T>, ms = QUEUE_DEADLINE_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new QueueUnavailable()), ms);
+  });
+  try {
+    return await Promise.race([call, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

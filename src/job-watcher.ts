@@ -7,7 +7,7 @@ import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatSurface, MessageRef } from './command-kit.ts';
 import { failedLine, finishedLine, jobHeader, noticeLine, progressLine } from './format.ts';
-import { TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
+import { parseJsonOrNull, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from './log.ts';
 import { renderLossCurve } from './loss-curve.ts';
@@ -53,7 +53,7 @@ export class JobWatcher {
       if (p.success) this.show(jobId, p.data);
     });
     this.events.on('completed', ({ jobId, returnvalue }) => {
-      const r = TrainResult.safeParse(typeof returnvalue === 'string' ? safeJson(returnvalue) : returnvalue);
+      const r = TrainResult.safeParse(typeof returnvalue === 'string' ? parseJsonOrNull(returnvalue) : returnvalue);
       if (r.success) void this.end(jobId, { state: 'completed', result: r.data });
       else void this.end(jobId, { state: 'failed', reason: 'the runner returned no result' });
     });
@@ -164,13 +164,5 @@ export class JobWatcher {
       await f.surface.post(f.ref.channelId, `${f.surface.mention(requestedBy.id)} ${short}`, { ping: requestedBy.id }).catch((e) => log.warn('could not notify the requester', e));
     }
     f.settle(outcome);
-  }
-}
-
-function safeJson(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return null;
   }
 }

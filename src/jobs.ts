@@ -85,11 +85,12 @@ export type CancelFlag = z.infer<typeof CancelFlag>;
 export async function readCancelFlag(redis: Pick<Redis, 'get'>, prefix: string, jobId: string): Promise<CancelFlag | null> {
   const raw = await redis.get(keys.cancelFlag(prefix, jobId));
   if (!raw) return null;
-  const flag = CancelFlag.safeParse(safeJson(raw));
+  const flag = CancelFlag.safeParse(parseJsonOrNull(raw));
   return flag.success ? flag.data : { by: 'someone', at: '', profile: '' };
 }
 
-function safeJson(s: string): unknown {
+/** JSON.parse, or null for text that is not JSON. */
+export function parseJsonOrNull(s: string): unknown {
   try {
     return JSON.parse(s);
   } catch {

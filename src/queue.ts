@@ -1,7 +1,7 @@
 /** The bot's side of the training queue: add, look up, list and cancel jobs. Redis is the only state. */
 import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { InvalidInput, JobNotFound, QueueUnavailable, UserError } from './errors.ts';
+import { InvalidInput, JobNotFound, orUnavailable, QueueUnavailable, QUEUE_DEADLINE_MS, UserError } from './errors.ts';
 import { CANCEL_FLAG_TTL_S, keys, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult, type CancelFlag } from './jobs.ts';
 
 export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'cancelled' | 'unknown';
@@ -24,7 +24,7 @@ export class TrainQueue {
     private readonly redis: Redis,
     readonly prefix: string,
     /** How long a command waits on Redis before it answers "queue unavailable" (ms). */
-    private readonly timeoutMs = 2_000,
+    private readonly timeoutMs = QUEUE_DEADLINE_MS,
   ) {
     this.queue = new Queue(TRAIN_QUEUE, { connection: redis, prefix });
   }
@@ -125,14 +125,6 @@ export class TrainQueue {
     if (this.redis.status !== 'ready' && this.redis.status !== 'connect' && this.redis.status !== 'wait') {
       throw new QueueUnavailable();
     }
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new QueueUnavailable()), this.timeoutMs);
-    });
-    try {
-      return await Promise.race([call(), deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return orUnavailable(call(), this.timeoutMs);
   }
 }
