@@ -5,14 +5,16 @@
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { readFile, statfs } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, type Config } from '../src/config.ts';
-import { ASK_QUEUE, AskJobData, keys, readCancelFlag, TRAIN_QUEUE, TrainJobData, type AskResult, type TrainProgress, type TrainResult } from '../src/jobs.ts';
+import { ASK_QUEUE, AskJobData, keys, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, type AskResult, type TrainResult } from '../src/jobs.ts';
 import { logger } from '../src/log.ts';
+import { markFolderFailed } from '../src/model-registry.ts';
 import { closeRedis, duplicateRedis } from '../src/redis.ts';
 import { AskRefused, InferenceProcess } from './inference-process.ts';
-import { runTrainer, TrainerFailed } from './trainer-process.ts';
+import { INTERRUPT, runTrainer, TrainerFailed } from './trainer-process.ts';
 
 const log = logger('runner');
 export const TRAINER_SCRIPT = join(REPO_ROOT, 'gpu-runner/trainer/train.py');
@@ -38,16 +40,52 @@ export interface Runner {
 
 /**
  * The trainer's command-line arguments for a job: every value is one array element (never shell text), and values
- * a user chose are joined to their flag with `=`, so one that starts with `-` cannot pass for an option.
+ * a user chose are joined to their flag with `=`, so one that starts with `-` cannot pass for an option. `resume`:
+ * the folder an earlier attempt of this job started (its runner died), continued from its newest checkpoint.
  */
-export function trainerArgs(config: Config, data: TrainJobData, jobId: string): string[] {
+export function trainerArgs(config: Config, data: TrainJobData, jobId: string, resume?: string): string[] {
   const args = [`--profile=${data.profile}`, `--models-dir=${config.modelsDir}`, `--dataset=${config.dataset}`];
   args.push(`--base-model=${config.baseModel}`, `--backend=${config.trainerBackend}`, `--job-id=${jobId}`);
   args.push(`--requested-by=${data.requestedBy.name} (${data.requestedBy.platform})`);
   if (data.r !== undefined) args.push(`--r=${data.r}`);
   if (data.scheduler !== undefined) args.push(`--scheduler=${data.scheduler}`);
   if (config.gpuId !== undefined) args.push(`--gpu=${config.gpuId}`);
+  if (resume !== undefined) args.push(`--resume=${resume}`);
   return args;
+}
+
+/** Free bytes on the disk that holds `dir` (or its nearest existing parent). */
+async function freeBytes(dir: string): Promise<number> {
+  for (let d = dir; ; d = join(d, '..')) {
+    try {
+      const s = await statfs(d);
+      return s.bavail * s.bsize;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || d === '/') throw e;
+    }
+  }
+}
+
+/** Runs `send` for the newest state, one call at a time: a slow or unreachable Redis never holds up the trainer. */
+function latestOnly(send: () => Promise<void>): { push(): void; flush(): Promise<void> } {
+  let running: Promise<void> | null = null;
+  let again = false;
+  const loop = async () => {
+    do {
+      again = false;
+      await send().catch((e: Error) => log.debug(`progress not reported (Redis?): ${e.message}`));
+    } while (again);
+    running = null;
+  };
+  return {
+    push() {
+      if (running) again = true;
+      else running = loop();
+    },
+    flush: async () => {
+      await running;
+    },
+  };
 }
 
 export async function startRunner({ config, connection, stalledInterval, onJobStart }: RunnerOptions): Promise<Runner> {
@@ -59,43 +97,68 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     if (!parsed.success) throw new UnrecoverableError(`bad job data: ${parsed.error.issues[0]?.message}`);
     const data = parsed.data;
     const id = job.id!;
-    const progress: TrainProgress = { phase: 'starting', step: 0, maxSteps: 0, loss: null, elapsedS: 0, notices: [], runner: name };
+    // An earlier attempt that got as far as a model folder (its runner died or shut down): continue that folder.
+    const earlier = TrainProgress.safeParse(job.progress);
+    const resume = earlier.success ? earlier.data.modelName : undefined;
+    const progress: TrainProgress = {
+      phase: 'starting', step: earlier.success ? earlier.data.step : 0, maxSteps: earlier.success ? earlier.data.maxSteps : 0,
+      loss: null, elapsedS: 0, notices: earlier.success ? earlier.data.notices : [], runner: name,
+      ...(resume ? { modelName: resume, resumedFrom: earlier.data!.step } : {}),
+    };
     // one round trip for both: the cancel flag (set by a /train cancel that raced the pickup) and "starting"
     const [flag] = await Promise.all([readCancelFlag(connection, prefix, id), job.updateProgress(progress)]);
     if (flag) throw new UnrecoverableError(`cancelled by ${flag.by} before it started`);
+    const free = await freeBytes(config.modelsDir);
+    if (free < config.minFreeDiskGb * 1e9) {
+      throw new UnrecoverableError(
+        `only ${(free / 1e9).toFixed(1)} GB free for models on ${name} (MIN_FREE_DISK_GB=${config.minFreeDiskGb}): free some space (/models list shows what is there), then /train again`,
+      );
+    }
 
-    const losses: (number | null)[] = [];
+    let losses: (number | null)[] = [];
     const stop = new AbortController();
+    // A user's cancel stops the run for good; the runner going away (shutdown) interrupts it, to be resumed.
+    signal?.addEventListener('abort', () => stop.abort(signal.reason === 'cancelled' ? 'cancelled' : INTERRUPT), { once: true });
+    const report = latestOnly(async () => {
+      await job.updateProgress({ ...progress, notices: [...progress.notices] });
+      if (!stop.signal.aborted && (await readCancelFlag(connection, prefix, id))) stop.abort('cancelled');
+    });
     await gpu.startTraining(id);
-    signal?.addEventListener('abort', () => stop.abort(signal.reason), { once: true });
-    log.info(`job ${id}: ${data.profile} for ${data.requestedBy.name}`);
+    log.info(`job ${id}: ${data.profile} for ${data.requestedBy.name}${resume ? `, resuming ${resume}` : ''}`);
     onJobStart?.(id);
     try {
       const done = await runTrainer({
         python: config.python,
         script: TRAINER_SCRIPT,
-        args: trainerArgs(config, data, id),
+        args: trainerArgs(config, data, id, resume),
         cwd: REPO_ROOT,
         env: { TRAINER_LOAD_IN_4BIT: config.trainerLoadIn4bit ? '1' : '0' },
         signal: stop.signal,
         killGraceMs: config.trainerKillGraceMs,
-        onMessage: async (m) => {
-          if (m.type === 'start') Object.assign(progress, { modelName: m.model_name, maxSteps: m.max_steps, datasetExamples: m.dataset_examples });
-          else if (m.type === 'notice') progress.notices.push(m.message);
-          else if (m.type === 'step') {
+        stallTimeoutMs: config.trainerStallTimeoutS * 1000,
+        onMessage: (m) => {
+          if (m.type === 'start') {
+            Object.assign(progress, { modelName: m.model_name, maxSteps: m.max_steps, datasetExamples: m.dataset_examples });
+            if (m.resumed_from_step !== null) progress.resumedFrom = m.resumed_from_step;
+          } else if (m.type === 'notice') {
+            if (!progress.notices.includes(m.message)) progress.notices.push(m.message);
+          } else if (m.type === 'step') {
             progress.firstStep ??= { step: m.step, elapsedS: m.elapsed_s };
             losses.push(m.loss);
             Object.assign(progress, { phase: 'training', step: m.step, maxSteps: m.max_steps, loss: m.loss, elapsedS: m.elapsed_s });
-            if (!stop.signal.aborted && (await readCancelFlag(connection, prefix, id))) stop.abort('cancelled');
           } else return;
-          await job.updateProgress({ ...progress });
+          report.push();
         },
       });
+      await report.flush();
       log.info(`job ${id}: done, ${done.model_name}, final loss ${done.final_loss}`);
+      // The whole run's losses (a resumed run logged only its own part): the trainer wrote them beside the adapter.
+      const history = await readFile(join(done.output_dir, 'loss_history.json'), 'utf8').then(JSON.parse, () => null);
+      if (Array.isArray(history) && history.length >= losses.length) losses = history.map((x) => (Number.isFinite(x) ? x : null));
       return {
         modelName: done.model_name,
         losses,
-        firstStep: progress.firstStep?.step ?? 1,
+        firstStep: Array.isArray(history) ? 1 : (progress.firstStep?.step ?? 1),
         finalLoss: done.final_loss,
         band: done.band,
         steps: done.steps,
@@ -103,14 +166,20 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
         latest: done.latest,
       };
     } catch (e) {
+      await report.flush();
       if (!(e instanceof TrainerFailed)) throw e;
       log.warn(`job ${id}: ${e.kind}: ${e.message}`);
       if (e.kind === 'cancelled') {
         const by = await readCancelFlag(connection, prefix, id);
         if (by) throw new UnrecoverableError(`cancelled by ${by.by} at step ${progress.step}`);
-        // Nobody cancelled it: this runner is going away. A plain error lets BullMQ give the job another try.
+      }
+      if (e.kind === 'cancelled' || e.kind === 'interrupted') {
+        // Nobody cancelled it: this runner is going away. A plain error lets BullMQ give the job another try, which
+        // resumes the folder from its newest checkpoint.
         throw new Error(`${SHUTDOWN} (${name}, at step ${progress.step})`);
       }
+      // The trainer could not say it failed (killed by the watchdog or the kernel): the runner marks its folder.
+      if (progress.modelName) await markFolderFailed(config.modelsDir, progress.modelName, e.message).catch((m) => log.warn('could not mark the folder', m));
       // A trainer failure repeats on a retry (bad data, out of memory): fail now, with its one line.
       throw new UnrecoverableError(e.message);
     } finally {
@@ -123,7 +192,11 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     prefix,
     concurrency: 1,
     autorun: false,
-    stalledInterval: stalledInterval ?? 30_000,
+    // A runner that dies keeps its job's lock until it lapses; then any runner's stalled check puts the job back
+    // to be taken again (and resumed). Twice at most: a job that takes its runners down every time then fails.
+    lockDuration: config.jobLockMs,
+    stalledInterval: stalledInterval ?? Math.min(30_000, config.jobLockMs),
+    maxStalledCount: 2,
   });
   worker.on('error', (e) => log.error('worker error', e));
 

@@ -1,6 +1,8 @@
 /**
  * Runs train.py as a child in its own process group and turns its stdout protocol into typed messages. The command
  * line is an argument array (never a shell); a cancel signals the whole group, so no grandchild keeps the pipe open.
+ * A cancel sends SIGTERM (the folder is marked cancelled); an interrupt (the runner is going away) sends SIGINT (the
+ * folder is marked interrupted, and the job resumes elsewhere). A watchdog stops a trainer that prints nothing.
  */
 import { execa } from 'execa';
 import { createInterface } from 'node:readline';
@@ -10,7 +12,10 @@ import { parseTrainerLine, type DoneMessage, type TrainerMessage } from '../src/
 const log = logger('trainer');
 const STDERR_TAIL_LINES = 20;
 
-export type TrainerFailureKind = 'bad_input' | 'cancelled' | 'out_of_memory' | 'failed' | 'protocol';
+export type TrainerFailureKind = 'bad_input' | 'cancelled' | 'interrupted' | 'out_of_memory' | 'disk_full' | 'hung' | 'failed' | 'protocol';
+
+/** The abort reason that interrupts a trainer (resumable) rather than cancelling it. */
+export const INTERRUPT = 'interrupted';
 
 /** The trainer did not finish: `message` is one line for the channel. */
 export class TrainerFailed extends Error {
@@ -29,9 +34,11 @@ export interface TrainerRun {
   args: string[];
   cwd: string;
   env?: Record<string, string>;
-  /** Aborting it stops the trainer: SIGTERM to its group, SIGKILL after killGraceMs. */
+  /** Aborting it stops the trainer: SIGTERM (SIGINT when the reason is INTERRUPT) to its group, SIGKILL after killGraceMs. */
   signal?: AbortSignal;
   killGraceMs: number;
+  /** The watchdog: no line on stdout or stderr for this long stops the trainer as hung. */
+  stallTimeoutMs?: number;
   onMessage: (message: TrainerMessage) => void | Promise<void>;
 }
 
@@ -48,18 +55,33 @@ export async function runTrainer(run: TrainerRun): Promise<DoneMessage> {
   const pid = child.pid;
   let stopReason: TrainerFailed | null = null;
   let killTimer: NodeJS.Timeout | undefined;
-  const stop = (reason: TrainerFailed) => {
+  const stop = (reason: TrainerFailed, signal: NodeJS.Signals = 'SIGTERM') => {
     if (stopReason || pid === undefined) return;
     stopReason = reason;
-    signalGroup(pid, 'SIGTERM');
+    signalGroup(pid, signal);
     killTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), run.killGraceMs);
   };
-  const onAbort = () => stop(new TrainerFailed('cancelled', String(run.signal?.reason ?? 'cancelled')));
+  const onAbort = () =>
+    run.signal?.reason === INTERRUPT
+      ? stop(new TrainerFailed('interrupted', 'interrupted: the runner is going away'), 'SIGINT')
+      : stop(new TrainerFailed('cancelled', String(run.signal?.reason ?? 'cancelled')));
   if (run.signal?.aborted) onAbort();
   run.signal?.addEventListener('abort', onAbort, { once: true });
 
+  let watchdog: NodeJS.Timeout | undefined;
+  const heard = () => {
+    if (!run.stallTimeoutMs || stopReason) return;
+    clearTimeout(watchdog);
+    watchdog = setTimeout(() => {
+      const s = Math.round(run.stallTimeoutMs! / 1000);
+      stop(new TrainerFailed('hung', `the trainer printed nothing for ${s} s and was stopped (TRAINER_STALL_TIMEOUT_S=${s})`), 'SIGKILL');
+    }, run.stallTimeoutMs);
+  };
+  heard();
+
   const stderrTail: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
+    heard();
     log.debug(line);
     if (line.trim()) stderrTail.push(line.trim());
     if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
@@ -68,6 +90,7 @@ export async function runTrainer(run: TrainerRun): Promise<DoneMessage> {
   let done: DoneMessage | null = null;
   let reported: TrainerFailed | null = null;
   for await (const line of createInterface({ input: child.stdout! })) {
+    heard();
     if (!line.trim()) continue;
     const parsed = parseTrainerLine(line);
     if (!parsed.ok) {
@@ -85,7 +108,10 @@ export async function runTrainer(run: TrainerRun): Promise<DoneMessage> {
   }
   const result = await child;
   clearTimeout(killTimer);
+  clearTimeout(watchdog);
   run.signal?.removeEventListener('abort', onAbort);
+  // Whatever the trainer left in its group (data loader workers, a compiler) goes with it: the GPU is free again.
+  if (pid !== undefined) signalGroup(pid, 'SIGKILL');
 
   // A run that said done has saved its adapter and moved latest: it succeeded, whatever came after (a cancel too late).
   if (done) return done;

@@ -40,6 +40,9 @@ const EnvSchema = z.object({
   INFERENCE_DURING_TRAINING: z.enum(['wait', 'refuse', 'share']).default('wait'),
   ASK_MAX_NEW_TOKENS: z.coerce.number().int().min(16).max(32_768).default(1024),
   TRAINER_KILL_GRACE_MS: z.coerce.number().int().positive().default(10_000),
+  TRAINER_STALL_TIMEOUT_S: z.coerce.number().positive().default(900),
+  MIN_FREE_DISK_GB: z.coerce.number().nonnegative().default(2),
+  JOB_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   PROGRESS_EDIT_INTERVAL_MS: z.coerce.number().int().nonnegative().optional(),
   CONSOLE_USER: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).optional(),
@@ -82,6 +85,15 @@ export interface Config {
   /** The CUDA backend loads the base in 4 bits (QLoRA); false: a 16-bit LoRA. Passed to the trainer. */
   trainerLoadIn4bit: boolean;
   trainerKillGraceMs: number;
+  /** The watchdog: a trainer that prints nothing (stdout or stderr) for this long is stopped and its job failed. */
+  trainerStallTimeoutS: number;
+  /** A runner refuses to start a training when the models folder's disk has less free space than this. */
+  minFreeDiskGb: number;
+  /**
+   * How long a runner's claim on a job lasts without renewal (BullMQ's lock; renewed every half of it). A runner that
+   * dies loses its job after this, and a live runner takes it again and resumes it from its newest checkpoint.
+   */
+  jobLockMs: number;
   /** Overrides the platform's own edit interval for progress messages (ms). */
   progressEditIntervalMs: number | undefined;
   consoleUser: string;
@@ -142,6 +154,9 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     inferenceDuringTraining: e.INFERENCE_DURING_TRAINING,
     askMaxNewTokens: e.ASK_MAX_NEW_TOKENS,
     trainerKillGraceMs: e.TRAINER_KILL_GRACE_MS,
+    trainerStallTimeoutS: e.TRAINER_STALL_TIMEOUT_S,
+    minFreeDiskGb: e.MIN_FREE_DISK_GB,
+    jobLockMs: e.JOB_LOCK_MS,
     progressEditIntervalMs: e.PROGRESS_EDIT_INTERVAL_MS,
     consoleUser: e.CONSOLE_USER ?? env.USER ?? 'you',
     logLevel: e.LOG_LEVEL,

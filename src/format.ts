@@ -45,15 +45,19 @@ export function queuedLine(id: string, position: number, running: number): strin
 }
 
 export function progressLine(id: string, progress: TrainProgress | null): string {
+  if (progress?.phase === 'starting' && progress.resumedFrom !== undefined) {
+    return `↩️ job ${id}: resuming on ${progress.runner ?? 'a runner'} (the last runner stopped at step ${progress.step})…`;
+  }
   if (!progress || progress.phase === 'starting') {
     return `⏳ job ${id}: starting${progress?.runner ? ` on ${progress.runner}` : ''}…`;
   }
-  const { step, maxSteps, loss, elapsedS, firstStep } = progress;
+  const { step, maxSteps, loss, elapsedS, firstStep, resumedFrom } = progress;
   // The pace since the first step: model loading before it says nothing about the steps to come.
   const pace = firstStep && step > firstStep.step ? (elapsedS - firstStep.elapsedS) / (step - firstStep.step) : null;
   const eta = pace !== null && maxSteps > step ? ` · ETA ${duration(pace * (maxSteps - step))}` : '';
   const band = loss === null ? '' : ` ${bandFor(loss).emoji}`;
-  return `⏳ job ${id} [${progressBar(step, maxSteps)}] ${step}/${maxSteps} · loss ${lossText(loss)}${band} · ${duration(elapsedS)} elapsed${eta}`;
+  const resumed = resumedFrom !== undefined ? ` · ↩️ resumed from step ${resumedFrom}` : '';
+  return `⏳ job ${id} [${progressBar(step, maxSteps)}] ${step}/${maxSteps} · loss ${lossText(loss)}${band} · ${duration(elapsedS)} elapsed${eta}${resumed}`;
 }
 
 export function finishedLine(id: string, result: TrainResult): string {
@@ -109,7 +113,7 @@ export function modelList(models: ModelEntry[]): string {
     const state =
       m.status === 'succeeded'
         ? `loss ${lossText(m.finalLoss)} ${m.band!.emoji} ${m.band!.label}`
-        : { running: '⏳ training', failed: '❌ failed', cancelled: '🛑 cancelled', unknown: '❔ no training_info.txt' }[m.status];
+        : { running: '⏳ training', failed: '❌ failed', cancelled: '🛑 cancelled', interrupted: '⏸️ interrupted', out_of_memory: '❌ out of GPU memory', disk_full: '❌ disk full', unknown: '❔ no training_info.txt' }[m.status];
     return `${m.isLatest ? '→' : ' '} \`${m.name}\` · ${m.profile} · ${when} · ${state}${m.rank ? ` · r=${m.rank}` : ''}${m.isLatest ? ' · latest' : ''}`;
   });
   const more = rows.length > MODELS_LISTED ? [`… and ${rows.length - MODELS_LISTED} older (/models info <name> shows any)`] : [];

@@ -30,6 +30,8 @@ export const TrainProgress = z.object({
   elapsedS: z.number().nonnegative(),
   /** The first step this run logged and when: the pace (and so the ETA) is measured from there. */
   firstStep: z.object({ step: z.number().int(), elapsedS: z.number() }).optional(),
+  /** Set when this attempt continues an earlier one's folder: the checkpoint step it resumed from. */
+  resumedFrom: z.number().int().nonnegative().optional(),
   modelName: z.string().optional(),
   datasetExamples: z.number().int().optional(),
   notices: z.array(z.string()).default([]),

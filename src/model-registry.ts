@@ -1,11 +1,12 @@
 /** Reads models/: the trained adapters, their facts from training_info.txt, and which one `latest` points at. */
-import { readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { readdir, readFile, readlink, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidInput, UserError } from './errors.ts';
 import { isSafeModelName, parseModelName } from './model-names.ts';
 import { bandById, bandFor, type Band } from './tables.ts';
 
-export type ModelStatus = 'succeeded' | 'running' | 'failed' | 'cancelled' | 'unknown';
+export const MODEL_STATUSES = ['succeeded', 'running', 'failed', 'cancelled', 'interrupted', 'out_of_memory', 'disk_full'] as const;
+export type ModelStatus = (typeof MODEL_STATUSES)[number] | 'unknown';
 
 export interface ModelEntry {
   name: string;
@@ -29,6 +30,24 @@ export function parseTrainingInfo(text: string): Record<string, string> {
     if (at > 0) facts[line.slice(0, at).trim()] = line.slice(at + 2).trim();
   }
   return facts;
+}
+
+/**
+ * Marks a folder whose trainer died without a word (killed by the watchdog or the kernel): `status: failed` and the
+ * reason, written like the trainer writes it (a temporary file, then rename). A folder the trainer already marked is
+ * left as it is. False when there is nothing to mark.
+ */
+export async function markFolderFailed(modelsDir: string, name: string, reason: string): Promise<boolean> {
+  if (!isSafeModelName(name) || name === 'latest') return false;
+  const file = join(modelsDir, name, 'training_info.txt');
+  const text = await readFile(file, 'utf8').catch(() => null);
+  if (text === null || parseTrainingInfo(text).status !== 'running') return false;
+  const lines = text.split('\n').filter((l) => l && !/^(status|error|finished_at): /.test(l));
+  lines.push('status: failed', `error: ${reason.replace(/[\r\n]+/g, ' ')}`, `finished_at: ${new Date().toISOString()}`);
+  const tmp = join(modelsDir, name, '.training_info.txt.runner');
+  await writeFile(tmp, `${lines.join('\n')}\n`, 'utf8');
+  await rename(tmp, file);
+  return true;
 }
 
 export class ModelRegistry {
@@ -89,7 +108,7 @@ export class ModelRegistry {
       const info = await readFile(join(this.dir, entry.name, 'training_info.txt'), 'utf8')
         .then(parseTrainingInfo)
         .catch(() => ({}) as Record<string, string>);
-      const status = (['succeeded', 'running', 'failed', 'cancelled'].includes(info.status ?? '')
+      const status = ((MODEL_STATUSES as readonly string[]).includes(info.status ?? '')
         ? info.status
         : info.final_loss !== undefined ? 'succeeded' : 'unknown') as ModelStatus;
       const loss = info.final_loss !== undefined ? Number(info.final_loss) : null;

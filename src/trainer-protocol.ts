@@ -50,7 +50,7 @@ export const DoneMessage = z.object({
 export const ErrorMessage = z.object({
   ...base,
   type: z.literal('error'),
-  kind: z.enum(['bad_input', 'cancelled', 'out_of_memory', 'failed']),
+  kind: z.enum(['bad_input', 'cancelled', 'interrupted', 'out_of_memory', 'disk_full', 'failed']),
   message: z.string(),
 });
 

@@ -30,7 +30,7 @@ MESSAGES: dict[str, dict[str, tuple]] = {
              "epochs": NUM, "duration_s": NUM, "latest": (bool,)},
     "error": {"kind": (str,), "message": (str,)},
 }
-ERROR_KINDS = ("bad_input", "cancelled", "out_of_memory", "failed")
+ERROR_KINDS = ("bad_input", "cancelled", "interrupted", "out_of_memory", "disk_full", "failed")
 # Counts and times; a loss or a learning rate may be any finite number.
 NON_NEGATIVE = {"max_steps", "dataset_examples", "dataset_requested", "lora_r", "resumed_from_step", "step", "epoch",
                 "elapsed_s", "steps", "epochs", "duration_s"}

@@ -7,17 +7,27 @@
     python -u gpu-runner/trainer/train.py --profile standard --r 32 --scheduler cosine --gpu 1 \
         --base-model unsloth/gpt-oss-20b-unsloth-bnb-4bit --dataset data/team.jsonl --models-dir /srv/models
 
+    # a run that was interrupted (its runner died): the same folder, from its newest checkpoint-*
+    python -u gpu-runner/trainer/train.py --profile standard --resume gpt-oss-20b_standard_20261125_0930 ...
+
+Signals: SIGTERM cancels (the folder is marked cancelled); SIGINT interrupts (marked interrupted, resumable). The
+trainer interrupts itself when its parent process dies, so a killed runner leaves no trainer holding the GPU.
+
 stdout carries one JSON message per line (protocol/PROTOCOL.md); everything for people goes to stderr.
 The run reads top to bottom: settings → data → model → LoRA → trainer → train → save → latest.
 """
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
 import json
 import math
 import os
+import re
 import signal
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +36,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import protocol  # noqa: E402
 from models_dir import (  # noqa: E402
-    base_name_for, final_loss, band_for, make_model_dir, move_latest, write_training_info,
+    INFO_FILE, base_name_for, final_loss, band_for, make_model_dir, move_latest, read_training_info,
+    write_training_info,
 )
 
 # ---- settings -------------------------------------------------------------------------------------------------
@@ -44,12 +55,20 @@ ATTENTION_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 EXPERT_PARAMETERS = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
 # The CUDA backend (Unsloth) is given MLP leaf names and resolves them to gpt-oss's experts (see add_lora).
 UNSLOTH_EXPERT_LEAVES = ["gate_proj", "up_proj", "down_proj"]
+LOCK_FILE = ".trainer.lock"              # held for the whole run: two trainers never write one folder
+LOCK_WAIT_S = 30                         # a resume waits this long for a dying trainer to let go of the folder
+PARENT_POLL_S = 1.0
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_CANCELLED = 2, 1, 143
 
 
 class Cancelled(BaseException):
-    """SIGTERM or SIGINT arrived before saving began: stop, mark the folder cancelled, never move latest.
+    """SIGTERM (cancel) or SIGINT (interrupt) arrived before saving began: stop, mark the folder, never move latest.
     A BaseException, so that no library's `except Exception` swallows it."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind  # "cancelled" (final) or "interrupted" (the runner went away; the job resumes)
 
 
 # Once the adapter is being saved, a signal no longer stops the run: it finishes, and latest moves with it.
@@ -78,8 +97,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="all: attention and MoE experts (default); attention: attention only, on request")
     p.add_argument("--job-id", default="", help="recorded in training_info.txt")
     p.add_argument("--requested-by", default="", help="recorded in training_info.txt")
+    p.add_argument("--resume", metavar="MODEL_NAME",
+                   help="continue this unfinished folder of --models-dir from its newest checkpoint-*")
     args = p.parse_args(argv)
     problems = []
+    if args.resume is not None:
+        problems += resume_problems(args.models_dir, args.resume)
     if args.profile not in PROFILES:
         problems.append(f"unknown profile '{args.profile}'; choose one of {', '.join(PROFILES)}")
     lo, hi = OVERRIDES["r"]["min"], OVERRIDES["r"]["max"]
@@ -187,19 +210,34 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
     signal.signal(signal.SIGTERM, _raise_cancelled)
     signal.signal(signal.SIGINT, _raise_cancelled)
+    watch_parent()
 
     profile = PROFILES[args.profile]
     r = args.r or profile["lora_r"]
     scheduler = args.scheduler or OVERRIDES["scheduler"]["default"]
     base_model = str(ensure_tiny(DEFAULT_TINY_DIR)) if args.base_model == "tiny" else args.base_model
     base_name = args.base_name or base_name_for(args.base_model)
-    folder = make_model_dir(args.models_dir, base_name, args.profile, datetime.now())
-    facts: dict = {"status": "running", "model_name": folder.name, "profile": args.profile,
-                   "base_model": args.base_model, "job_id": args.job_id, "requested_by": args.requested_by,
-                   "started_at": datetime.now().astimezone().isoformat(timespec="seconds")}
+    if args.resume:
+        folder = args.models_dir / args.resume
+        if not lock_folder(folder, LOCK_WAIT_S):
+            protocol.emit("error", kind="failed", message=f"another trainer still holds {folder.name}")
+            return EXIT_FAILED
+        facts: dict = read_training_info(folder)
+        checkpoint = newest_checkpoint(folder)
+        resumed_from = int(checkpoint.name.split("-")[1]) if checkpoint else 0
+        losses: list[float] = checkpoint_losses(checkpoint) if checkpoint else []
+        facts.update(status="running", resumes=int(facts.get("resumes", 0)) + 1, resumed_from_step=resumed_from)
+        for stale in ("error", "finished_at"):
+            facts.pop(stale, None)
+    else:
+        folder = make_model_dir(args.models_dir, base_name, args.profile, datetime.now())
+        lock_folder(folder, 0)
+        facts = {"status": "running", "model_name": folder.name, "profile": args.profile,
+                 "base_model": args.base_model, "job_id": args.job_id, "requested_by": args.requested_by,
+                 "started_at": datetime.now().astimezone().isoformat(timespec="seconds")}
+        checkpoint, resumed_from, losses = None, None, []
     write_training_info(folder, facts)
-    losses: list[float] = []
-    step_count = 0
+    step_count = resumed_from or 0
     try:
         import torch
         backend = args.backend if args.backend != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -220,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         protocol.emit("start", model_name=folder.name, output_dir=str(folder.resolve()), profile=args.profile,
                       base_model=args.base_model, backend=backend, max_steps=profile["steps"],
                       dataset_examples=len(conversations), dataset_requested=profile["dataset_examples"],
-                      lora_r=r, scheduler=scheduler, resumed_from_step=None)
+                      lora_r=r, scheduler=scheduler, resumed_from_step=resumed_from)
+        if args.resume:
+            protocol.emit("notice", message=f"resumed from step {resumed_from} ({checkpoint.name})" if checkpoint
+                          else "no checkpoint had been written yet: training again from step 0 in the same folder")
         if len(conversations) < profile["dataset_examples"]:
             protocol.emit("notice", message=f"the dataset holds {len(conversations)} conversations; {args.profile} "
                                             f"asks for {profile['dataset_examples']}: training on "
@@ -243,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                     loss = protocol.finite_or_none(float(logs["loss"]))
                     losses.append(float(logs["loss"]))
                     step_count = state.global_step
+                    failpoint(state.global_step)
                     protocol.emit("step", step=state.global_step, max_steps=state.max_steps, loss=loss,
                                   learning_rate=protocol.finite_or_none(logs.get("learning_rate")),
                                   epoch=round(float(state.epoch or 0), 4), elapsed_s=round(time.time() - started, 2))
@@ -261,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                              processing_class=tokenizer, callbacks=[Report()])
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
         # save → facts → latest (from here on a cancel is too late: the run completes)
         SAVING["started"] = True
@@ -282,16 +324,15 @@ def main(argv: list[str] | None = None) -> int:
                       final_loss=protocol.finite_or_none(loss), band=band["id"], steps=step_count,
                       epochs=facts["epochs_seen"], duration_s=facts["duration_s"], latest=moved)
         return 0
-    except Cancelled:
-        _finish_failed(folder, facts, losses, "cancelled", f"cancelled at step {step_count}")
-        protocol.emit("error", kind="cancelled", message=f"cancelled at step {step_count}")
+    except Cancelled as c:
+        _finish_failed(folder, facts, step_count, c.kind, f"{c.kind} at step {step_count}")
+        protocol.emit("error", kind=c.kind, message=f"{c.kind} at step {step_count}")
         return EXIT_CANCELLED
     except Exception as e:  # one line for the channel; the traceback for the log
         import traceback
         traceback.print_exc(file=sys.stderr)
-        kind = "out_of_memory" if "out of memory" in str(e).lower() else "failed"
-        message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip().rstrip(":")
-        _finish_failed(folder, facts, losses, kind, message)
+        kind, message = classify_failure(e, step_count)
+        _finish_failed(folder, facts, step_count, "failed" if kind == "failed" else kind, message)
         protocol.emit("error", kind=kind, message=message[:500])
         return EXIT_FAILED
 
@@ -312,26 +353,112 @@ def unsloth_load_in_4bit() -> bool:
     return os.environ.get("TRAINER_LOAD_IN_4BIT", "1").strip() != "0"
 
 
+def resume_problems(models_dir: Path, name: str) -> list[str]:
+    """Why --resume cannot continue `name`: it must be a folder of models_dir (a plain name, never a path) whose run
+    did not succeed."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or ".." in name:
+        return [f"--resume takes a model folder's name, not '{name[:80]}'"]
+    folder = models_dir / name
+    if not (folder / INFO_FILE).is_file():
+        return [f"nothing to resume: {name} is not a model folder in {models_dir}"]
+    if read_training_info(folder).get("status") == "succeeded":
+        return [f"{name} already finished; there is nothing to resume"]
+    return []
+
+
+def newest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint-N/ (its trainer state and adapter are written): one cut short by a crash while
+    saving is passed over for the one before."""
+    found = []
+    for c in folder.glob("checkpoint-*"):
+        m = re.fullmatch(r"checkpoint-(\d+)", c.name)
+        if m and (c / "trainer_state.json").is_file() and (c / "adapter_model.safetensors").is_file():
+            found.append((int(m.group(1)), c))
+    return max(found)[1] if found else None
+
+
+def checkpoint_losses(checkpoint: Path) -> list[float]:
+    """The step losses logged before the checkpoint, from its trainer state: the final loss (the mean of the last
+    ten) and the loss curve span the whole run, not only the part after the resume."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    step = state.get("global_step", 0)
+    return [float(e["loss"]) for e in state.get("log_history", []) if "loss" in e and e.get("step", 0) <= step]
+
+
+def lock_folder(folder: Path, wait_s: float) -> bool:
+    """Hold an exclusive lock on the folder for the life of this process (the kernel drops it when the process dies,
+    however it dies). False when another trainer still holds it after wait_s."""
+    fd = os.open(folder / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+    deadline = time.time() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True  # the fd stays open (and locked) until exit
+        except BlockingIOError:
+            if time.time() >= deadline:
+                os.close(fd)
+                return False
+            time.sleep(0.2)
+
+
+def watch_parent() -> None:
+    """Interrupt this run (SIGINT: resumable) when the process that started it dies: a runner killed with -9 cannot
+    stop its trainer, and the trainer runs in its own process group, so nothing else would."""
+    parent = os.getppid()
+
+    def poll():
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        log(f"the parent process {parent} is gone: interrupting the run")
+        os.kill(os.getpid(), signal.SIGINT)
+
+    if parent > 1:
+        threading.Thread(target=poll, name="parent-watch", daemon=True).start()
+
+
+def classify_failure(e: BaseException, step: int) -> tuple[str, str]:
+    """(protocol kind, one line for the channel) for a run that raised."""
+    text = str(e)
+    first = text.splitlines()[0] if text else ""
+    if "out of memory" in text.lower():
+        return "out_of_memory", (f"out of GPU memory at step {step}: try the conservative profile or a smaller r "
+                                 f"({type(e).__name__}: {first[:200]})")
+    disk = isinstance(e, OSError) and e.errno in DISK_ERRNOS
+    if disk or any(s in text for s in ("No space left on device", "File too large", "file write failed")):
+        return "disk_full", f"the models disk is full (at step {step}): free some space, then /train again"
+    return "failed", f"{type(e).__name__}: {first}".strip().rstrip(":")
+
+
+def failpoint(step: int) -> None:
+    """TRAINER_FAILPOINT=oom_at_step:N raises the error a GPU out of memory raises, at step N. Tests on machines
+    without a GPU use it to run the trainer's real out-of-memory path; nothing else sets it."""
+    spec = os.environ.get("TRAINER_FAILPOINT", "")
+    if spec.startswith("oom_at_step:") and step >= int(spec.split(":", 1)[1]):
+        import torch
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (TRAINER_FAILPOINT)")
+
+
 def ensure_tiny(path: Path) -> Path:
     from tiny_model import ensure_tiny_model
     return ensure_tiny_model(path)
 
 
-def _raise_cancelled(_signum, _frame):
+def _raise_cancelled(signum, _frame):
     if SAVING["started"]:
         log("a cancel arrived while the adapter was being saved: the run finishes")
         return
-    raise Cancelled()
+    raise Cancelled("interrupted" if signum == signal.SIGINT else "cancelled")
 
 
 def _fmt(loss: float) -> str:
     return f"{loss:.4f}" if math.isfinite(loss) else str(loss)
 
 
-def _finish_failed(folder: Path, facts: dict, losses: list[float], status: str, reason: str) -> None:
+def _finish_failed(folder: Path, facts: dict, steps: int, status: str, reason: str) -> None:
     """Mark the folder as not usable; it keeps its checkpoints (for a resume) but never becomes latest."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    facts.update(status=status, error=reason, steps=len(losses),
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    facts.update(status=status, error=reason, steps=steps,
                  finished_at=datetime.now().astimezone().isoformat(timespec="seconds"))
     try:
         write_training_info(folder, facts)
