@@ -73,14 +73,29 @@ def problems(obj: Any) -> list[str]:
     return found
 
 
+_reader_gone = False
+
+
+def reader_gone() -> bool:
+    """Whether the reader of stdout (the runner) has gone away: a write found the pipe broken."""
+    return _reader_gone
+
+
 def emit(type_: str, **fields: Any) -> None:
-    """Write one message to stdout. An invalid message is a bug in the trainer: fail here, not in the runner."""
+    """Write one message to stdout. An invalid message is a bug in the trainer: fail here, not in the runner.
+    Once the reader is gone, messages are dropped: the run's own handling of that (train.py) decides what follows."""
+    global _reader_gone
     msg = {"v": VERSION, "type": type_, **fields}
     wrong = problems(msg)
     if wrong:
         raise ValueError(f"invalid {type_} message: {'; '.join(wrong)}")
-    _out.write(json.dumps(msg, ensure_ascii=False) + "\n")
-    _out.flush()
+    if _reader_gone:
+        return
+    try:
+        _out.write(json.dumps(msg, ensure_ascii=False) + "\n")
+        _out.flush()
+    except BrokenPipeError:
+        _reader_gone = True
 
 
 def finite_or_none(x: float | None) -> float | None:

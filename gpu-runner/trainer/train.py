@@ -76,7 +76,18 @@ SAVING = {"started": False}
 
 
 def log(*parts: object) -> None:
-    print("[train]", *parts, file=sys.stderr, flush=True)
+    try:
+        print("[train]", *parts, file=sys.stderr, flush=True)
+    except OSError:  # the runner that read stderr is gone
+        pass
+
+
+def silence_pipes() -> None:
+    """Point stdout and stderr at /dev/null: the runner that read them is gone, and a write to a broken pipe raises
+    in whatever library makes it. What follows (marking the folder) must not fail for want of a reader."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(null, fd)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -329,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         protocol.emit("error", kind=c.kind, message=f"{c.kind} at step {step_count}")
         return EXIT_CANCELLED
     except Exception as e:  # one line for the channel; the traceback for the log
+        if isinstance(e, BrokenPipeError) or protocol.reader_gone():
+            # The runner died (the pipes broke before the parent watch noticed): resumable, like an interrupt.
+            silence_pipes()
+            _finish_failed(folder, facts, step_count, "interrupted", f"interrupted at step {step_count}: the runner went away")
+            return EXIT_CANCELLED
         import traceback
         traceback.print_exc(file=sys.stderr)
         kind, message = classify_failure(e, step_count)
@@ -409,6 +425,7 @@ def watch_parent() -> None:
     def poll():
         while os.getppid() == parent:
             time.sleep(PARENT_POLL_S)
+        silence_pipes()
         log(f"the parent process {parent} is gone: interrupting the run")
         os.kill(os.getpid(), signal.SIGINT)
 

@@ -1,0 +1,218 @@
+/**
+ * The fault-injection suite: each fault is done for real (kill -9 of a runner host's process or of the trainer, a
+ * Redis server crashed and started again, a trainer stopped dead, a disk that cannot take the checkpoint) and each
+ * test asserts what the channel shows and what is on disk. The one stand-in: a GPU running out of memory, which this
+ * machine has no GPU for, is torch's own OutOfMemoryError raised by the trainer's TRAINER_FAILPOINT.
+ */
+import { readdir, readFile, writeFile, chmod, mkdtemp, readlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseTrainingInfo } from '../../src/model-registry.ts';
+import { PYTHON, RedisServer, gone, runnerProcess, running, trainerPids, waitForTrainer, waitUntil } from '../helpers/fault-kit.ts';
+import { startHarness, type Harness } from '../helpers/harness.ts';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function harness(env: Record<string, string>): Promise<Harness> {
+  const h = await startHarness(env);
+  cleanups.push(() => h.stop());
+  return h;
+}
+
+async function modelsDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'chatops-faults-'));
+}
+
+async function folders(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n.includes('_'));
+}
+
+async function info(dir: string, name: string): Promise<Record<string, string>> {
+  return parseTrainingInfo(await readFile(join(dir, name, 'training_info.txt'), 'utf8'));
+}
+
+/** A Python for the runner that runs the real one under `prefix` (a limit, an environment variable). */
+async function pythonWrapper(prefix: string): Promise<string> {
+  const file = join(await mkdtemp(join(tmpdir(), 'chatops-py-')), 'python');
+  await writeFile(file, `#!/bin/sh\n${prefix}\nexec "${PYTHON}" "$@"\n`);
+  await chmod(file, 0o755);
+  return file;
+}
+
+const runnerEnv = (h: Harness, dir: string, extra: Record<string, string> = {}) => ({
+  REDIS_URL: h.app.redisUrl,
+  QUEUE_PREFIX: h.app.bot.config.queuePrefix,
+  MODELS_DIR: dir,
+  JOB_LOCK_MS: '2000',
+  ...extra,
+});
+
+describe('a runner host that dies mid-run', () => {
+  it('is replaced by another runner that resumes the job from the newest checkpoint, in the same folder, to the right final loss', async () => {
+    const dir = await modelsDir();
+    const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir });
+    const first = runnerProcess(runnerEnv(h, dir));
+    cleanups.push(async () => first.child.kill('SIGKILL'));
+    await first.ready();
+
+    h.type('/train conservative'); // 100 steps, a checkpoint every 25
+    const trainer = await waitForTrainer(dir);
+    await waitUntil(async () => (await folders(dir)).length === 1, 30_000, 'the model folder');
+    const [name] = await folders(dir);
+    await waitUntil(async () => (await readdir(join(dir, name!)).catch((): string[] => [])).includes('checkpoint-25'), 60_000, 'checkpoint-25');
+    first.child.kill('SIGKILL'); // the host dies: nothing of the runner runs any more
+    await first.child;
+
+    // The trainer is in its own process group, out of reach of the kill: it notices its parent is gone and stops.
+    await gone(trainer);
+    expect((await info(dir, name!)).status).toBe('interrupted');
+
+    const second = runnerProcess(runnerEnv(h, dir));
+    cleanups.push(async () => second.child.kill('SIGKILL'));
+    await second.ready();
+    const done = await h.waitFor(/✅ job 1 done/, 120_000);
+
+    const resumedLine = await h.waitFor(/job 1 \[.*↩️ resumed from step (\d+)/, 1);
+    const from = Number(/resumed from step (\d+)/.exec(resumedLine)![1]);
+    expect([25, 50, 75]).toContain(from);
+    await h.waitFor(new RegExp(`ℹ️ job 1: resumed from step ${from} \\(checkpoint-${from}\\)`), 1);
+    expect(h.lines.some((l) => /↩️ job 1: resuming on/.test(l))).toBe(true);
+
+    // One folder, finished, with the whole run's losses: the final loss is the mean of the last ten of all 100.
+    expect(await folders(dir)).toEqual([name]);
+    const facts = await info(dir, name!);
+    expect(facts).toMatchObject({ status: 'succeeded', steps: '100', resumes: '1', resumed_from_step: String(from) });
+    const history = JSON.parse(await readFile(join(dir, name!, 'loss_history.json'), 'utf8')) as number[];
+    expect(history).toHaveLength(100);
+    const mean = history.slice(-10).reduce((a, b) => a + b, 0) / 10;
+    expect(done).toContain(`final loss ${mean.toFixed(3)}`);
+    expect(done).toContain('🔴 Underfitted'); // the tiny model's band, as an unbroken run gets it
+    expect(await readlink(join(dir, 'latest'))).toBe(name);
+    expect(trainerPids(dir)).toEqual([]);
+  });
+
+  it('a cancel from another bot process lands in every state: waiting, running on a runner host, and while its runner is dead', async () => {
+    const dir = await modelsDir();
+    const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir, CONSOLE_USER: 'ada' });
+    // a second bot process's worth of state: its own connection and queue, the same Redis and prefix
+    const other = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir, CONSOLE_USER: 'ada', QUEUE_PREFIX: h.app.bot.config.queuePrefix });
+
+    h.type('/train quick_test'); // job 1 waits: no runner yet
+    await h.waitFor(/Training job 1/);
+    other.type('/train cancel 1');
+    await other.waitFor(/job 1.*(cancelled|removed)/i);
+    await h.waitFor(/🛑 job 1 cancelled by ada/);
+
+    const runner = runnerProcess(runnerEnv(h, dir));
+    cleanups.push(async () => runner.child.kill('SIGKILL'));
+    await runner.ready();
+    h.type('/train conservative'); // job 2 runs on the runner host
+    let trainer = await waitForTrainer(dir);
+    await h.waitFor(/job 2 \[/);
+    other.type('/train cancel 2');
+    await h.waitFor(/🛑 job 2 cancelled by ada/, 30_000);
+    await gone(trainer);
+
+    h.type('/train conservative'); // job 3: its runner dies after the first checkpoint
+    await h.waitFor(/Training job 3/);
+    await waitUntil(async () => (await folders(dir)).length === 2, 30_000, 'job 3 folder');
+    const name = (await folders(dir)).sort().at(-1)!;
+    trainer = await waitForTrainer(dir);
+    await waitUntil(async () => (await readdir(join(dir, name)).catch((): string[] => [])).includes('checkpoint-25'), 60_000, 'checkpoint-25');
+    runner.child.kill('SIGKILL');
+    await gone(trainer);
+    other.type('/train cancel 3'); // nobody runs it now
+    await other.waitFor(/job 3/, 10_000, other.lines.length);
+    const next = runnerProcess(runnerEnv(h, dir));
+    cleanups.push(async () => next.child.kill('SIGKILL'));
+    await next.ready();
+    await h.waitFor(/🛑 job 3 cancelled by ada/, 30_000);
+    // taken again only to be refused at pickup: it never trained further, and its folder never became latest
+    expect(h.lines.some((l) => /↩️ job 3 \[/.test(l) || /job 3 \[.*resumed/.test(l))).toBe(false);
+    expect((await info(dir, name)).status).toBe('interrupted');
+    await expect(readlink(join(dir, 'latest'))).rejects.toThrow();
+  });
+});
+
+describe('Redis restarting mid-run', () => {
+  it('keeps the trainer running, answers commands during the outage with "queue unavailable", and the job ends as usual', async () => {
+    const redis = await RedisServer.start();
+    cleanups.push(() => redis.stop());
+    const dir = await modelsDir();
+    const h = await harness({ REDIS_URL: redis.url, EMBEDDED_RUNNER: 'true', MODELS_DIR: dir });
+    h.type('/train conservative');
+    const trainer = await waitForTrainer(dir);
+    await h.waitFor(/job 1 \[/);
+
+    await redis.crash();
+    const from = h.lines.length;
+    h.type('/queue');
+    await h.waitFor(/unavailable/i, 15_000, from);
+    expect(running(trainer)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1500));
+    await redis.up();
+
+    await h.waitFor(/✅ job 1 done/, 120_000);
+    expect(h.lines.some((l) => /resum/.test(l))).toBe(false); // the same trainer went on: no restart, no resume
+    const after = h.lines.length;
+    h.type('/queue');
+    await h.waitFor(/queue is empty|nothing (is )?(queued|running)|no jobs/i, 15_000, after);
+    const [name] = await folders(dir);
+    expect((await info(dir, name!)).status).toBe('succeeded');
+  });
+});
+
+describe('a trainer that fails', () => {
+  async function failingRun(env: Record<string, string>, act?: (dir: string, pid: number) => Promise<void>) {
+    const dir = await modelsDir();
+    const h = await harness({ EMBEDDED_RUNNER: 'true', MODELS_DIR: dir, ...env });
+    h.type('/train quick_test');
+    if (act) {
+      const pid = await waitForTrainer(dir);
+      await h.waitFor(/job 1 \[/);
+      await act(dir, pid);
+    }
+    const line = await h.waitFor(/❌ job 1 failed/, 120_000);
+    await waitUntil(() => trainerPids(dir).length === 0, 15_000, 'no trainer left'); // the GPU is free again
+    const names = await folders(dir);
+    await expect(readlink(join(dir, 'latest'))).rejects.toThrow(); // never latest
+    return { line, dir, names, h };
+  }
+
+  it('killed by the kernel (kill -9): one line, and the runner marks the folder failed', async () => {
+    const { line, dir, names } = await failingRun({}, async (_dir, pid) => void process.kill(pid, 'SIGKILL'));
+    expect(line).toMatch(/failed: the trainer was killed by SIGKILL/);
+    expect(line.split('\n')).toHaveLength(1);
+    expect(await info(dir, names[0]!)).toMatchObject({ status: 'failed', error: expect.stringMatching(/killed by SIGKILL/) });
+  });
+
+  it('hanging without output: the watchdog stops it after TRAINER_STALL_TIMEOUT_S', async () => {
+    const { line, dir, names } = await failingRun({ TRAINER_STALL_TIMEOUT_S: '2', TRAINER_KILL_GRACE_MS: '500' }, async (_dir, pid) => void process.kill(pid, 'SIGSTOP'));
+    expect(line).toMatch(/failed: the trainer printed nothing for 2 s and was stopped \(TRAINER_STALL_TIMEOUT_S=2\)/);
+    expect((await info(dir, names[0]!)).status).toBe('failed');
+  });
+
+  it('out of GPU memory: says so and what to try', async () => {
+    const { line, dir, names } = await failingRun({ PYTHON: await pythonWrapper('export TRAINER_FAILPOINT=oom_at_step:3') });
+    expect(line).toMatch(/failed: out of GPU memory at step 3: try the conservative profile or a smaller r/);
+    expect((await info(dir, names[0]!)).status).toBe('out_of_memory');
+  });
+
+  it('a full disk (a file-size limit makes the checkpoint write fail): says so, and no model is half written', async () => {
+    const { line, dir, names } = await failingRun({ PYTHON: await pythonWrapper('ulimit -f 100') });
+    expect(line).toMatch(/failed: the models disk is full \(at step 10\): free some space, then \/train again/);
+    expect((await info(dir, names[0]!)).status).toBe('disk_full');
+    expect(await readdir(join(dir, names[0]!))).not.toContain('adapter_model.safetensors');
+  });
+
+  it('is not even started when the disk is short, and the channel is told how much is free', async () => {
+    const { line, names } = await failingRun({ MIN_FREE_DISK_GB: '1000000' });
+    expect(line).toMatch(/failed: only [\d.]+ GB free for models on \S+ \(MIN_FREE_DISK_GB=1000000\): free some space/);
+    expect(names).toEqual([]);
+  });
+});
+
