@@ -11,6 +11,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseTrainingInfo } from '../../src/model-registry.ts';
 import { PYTHON, RedisServer, gone, runnerProcess, running, trainerPids, waitForTrainer, waitUntil } from '../helpers/fault-kit.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
+import { APP_ID, DiscordDouble, GUILD_ID } from '../helpers/discord-double.ts';
+import { until } from '../helpers/until.ts';
+import { execa } from 'execa';
+import { REPO_ROOT } from '../../src/config.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -135,6 +139,53 @@ describe('a runner host that dies mid-run', () => {
     expect(h.lines.some((l) => /↩️ job 3 \[/.test(l) || /job 3 \[.*resumed/.test(l))).toBe(false);
     expect((await info(dir, name)).status).toBe('interrupted');
     await expect(readlink(join(dir, 'latest'))).rejects.toThrow();
+  });
+});
+
+describe('the bot process killed mid-run', () => {
+  it('loses nothing: a new bot process finds the job\'s Discord message and edits it to the end', async () => {
+    const double = new DiscordDouble();
+    await double.start();
+    cleanups.push(() => double.stop());
+    const dir = await modelsDir();
+    const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir }); // only for the Redis and a queue prefix
+    const runner = runnerProcess(runnerEnv(h, dir));
+    cleanups.push(async () => runner.child.kill('SIGKILL'));
+    await runner.ready();
+    const bot = () => {
+      const child = execa('node', ['--import', 'tsx', 'src/main.ts'], {
+        cwd: REPO_ROOT,
+        env: {
+          DISCORD_TOKEN: 'fault-suite-token.not-a-real-one.xxxxxxxxxxxx', DISCORD_APPLICATION_ID: APP_ID, DISCORD_GUILD_ID: GUILD_ID,
+          DISCORD_API_BASE: double.apiBase, REDIS_URL: h.app.redisUrl, QUEUE_PREFIX: h.app.bot.config.queuePrefix,
+          EMBEDDED_RUNNER: 'false', MODELS_DIR: dir, PROGRESS_EDIT_INTERVAL_MS: '100', LOG_LEVEL: 'info',
+        },
+        extendEnv: true, reject: false, stdin: 'ignore',
+      });
+      cleanups.push(async () => child.kill('SIGKILL'));
+      return child;
+    };
+    const first = bot();
+    await double.identified;
+    const { token } = double.slash('train', 'conservative', {}, { id: '1600000000000000001', name: 'ada' });
+    const msg = await until('progress in the job message', () => {
+      const m = double.original(token);
+      return m && /\d+\/100/.test(m.content) && m;
+    }, 60_000);
+    first.kill('SIGKILL');
+    await first;
+    const editsBefore = msg.history.length;
+    const stepAtKill = Number(/(\d+)\/100/.exec(msg.content)![1]);
+
+    bot(); // a new process: it knows nothing but what Redis holds
+    await until('the job\'s end on the same message', () => /✅ job \d+ done/.test(msg.content), 120_000);
+    const after = msg.history.slice(editsBefore);
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.some((e) => { const m = /(\d+)\/100/.exec(e.content); return m && Number(m[1]) > stepAtKill; })).toBe(true);
+    // one job message: the new process edited it rather than posting another
+    const jobMessages = [...double.messages.values()].filter((m) => /Training job/.test(m.content));
+    expect(jobMessages.map((m) => m.id)).toEqual([msg.id]);
+    expect((await info(dir, (await folders(dir))[0]!)).status).toBe('succeeded');
   });
 });
 
