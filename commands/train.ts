@@ -11,6 +11,13 @@ const overrides: OptionSpec[] = [
 ];
 const jobOption = (required: boolean): OptionSpec => ({ name: 'job', description: 'the job id from the job card', type: 'string', required });
 
+/** A job id is the number on its card: anything else is refused here, before Redis is asked, and not echoed back. */
+function jobId(value: unknown): string {
+  const id = String(value);
+  if (!/^\d{1,15}$/.test(id)) throw new InvalidInput('job must be the number on a job card; /queue lists the jobs');
+  return id;
+}
+
 /** The same person: the same id on the same platform (ids of two platforms may collide). */
 const isRequester = (data: TrainJobData, ctx: CommandContext) => data.requestedBy.id === ctx.user.id && data.requestedBy.platform === ctx.user.platform;
 
@@ -23,10 +30,14 @@ async function queueTraining(profile: string, ctx: CommandContext, args: Record<
     requestedBy: { id: ctx.user.id, name: ctx.user.name, platform: ctx.surface.platform },
     origin: { platform: ctx.surface.platform, channelId: ctx.channelId },
   };
-  const pending = (await queue.pending()).filter((j) => isRequester(j.data, ctx)).length;
   const max = ctx.bot.config.maxQueuedPerUser;
-  if (pending >= max) throw new UserError(`you have ${pending} training${pending === 1 ? '' : 's'} waiting or running (the limit is ${max}); /train status lists them`);
-  const { job, position, running } = await queue.add(data);
+  // Count and add under the user's lock: unlocked, two /train at the same moment (from one bot process or two) would
+  // both count the same jobs, both see room, and both queue.
+  const { job, position, running } = await queue.withUserLock(ctx.user, async () => {
+    const pending = (await queue.pendingOf(ctx.user)).length;
+    if (pending >= max) throw new UserError(`you have ${pending} training${pending === 1 ? '' : 's'} waiting or running (the limit is ${max}); /train status lists them`);
+    return queue.add(data);
+  });
   const status = queuedLine(job.id!, position, running);
   // one message per job: this header, and under it a status line that keeps itself up to date
   let ref;
@@ -61,10 +72,10 @@ const status: Handler = {
   options: [jobOption(false)],
   async run(ctx, args) {
     if (args.job !== undefined) {
-      await ctx.replyPrivate(jobStatus(await ctx.bot.queue.view(String(args.job))));
+      await ctx.replyPrivate(jobStatus(await ctx.bot.queue.view(jobId(args.job))));
       return;
     }
-    const mine = (await ctx.bot.queue.pending()).filter((j) => isRequester(j.data, ctx));
+    const mine = await ctx.bot.queue.pendingOf(ctx.user);
     await ctx.replyPrivate(mine.length ? mine.map(jobStatus).join('\n') : 'You have no jobs waiting or running; /queue shows everyone’s.');
   },
 };
@@ -75,7 +86,7 @@ const cancel: Handler = {
   description: 'stop a job, waiting or running; latest stays where it was',
   options: [jobOption(true)],
   async run(ctx, args) {
-    const id = String(args.job);
+    const id = jobId(args.job);
     const view = await ctx.bot.queue.view(id);
     if (view.state !== 'waiting' && view.state !== 'active') throw new InvalidInput(`job ${id} has already ${view.state === 'completed' ? 'finished' : view.state}`);
     if (!isRequester(view.data, ctx) && !ctx.bot.access.allows('cancel_any', ctx.user, ctx.channelId)) {

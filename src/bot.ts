@@ -6,9 +6,13 @@ import { ChatStore } from './chats.ts';
 import { fileURLToPath } from 'node:url';
 import { CommandRegistry } from './command-registry.ts';
 import type { Config } from './config.ts';
+import { Deliveries } from './deliveries.ts';
 import { JobWatcher } from './job-watcher.ts';
 import { ModelRegistry } from './model-registry.ts';
 import { TrainQueue } from './queue.ts';
+import { logger } from './log.ts';
+
+const log = logger('bot');
 
 export interface BotServices {
   config: Config;
@@ -19,6 +23,8 @@ export interface BotServices {
   asks: Asks;
   chats: ChatStore;
   commands: CommandRegistry;
+  /** Which platform requests were taken already: a re-delivered one is ignored. */
+  deliveries: Deliveries;
 }
 
 export interface Bot extends BotServices {
@@ -30,7 +36,11 @@ export const COMMANDS_DIR = fileURLToPath(new URL('../commands/', import.meta.ur
 export async function createBot(config: Config, connection: Redis): Promise<Bot> {
   const queue = new TrainQueue(connection, config.queuePrefix);
   const watcher = new JobWatcher(connection, queue);
-  const asks = new Asks(connection, config.queuePrefix);
+  const chats = new ChatStore(connection, config.queuePrefix);
+  const asks = new Asks(connection, config.queuePrefix, chats);
+  // A BullMQ queue with no error listener prints its errors with console.error, past the log and its redaction; the
+  // connection's own problems are logged already (src/redis.ts), so these go to debug.
+  for (const q of [queue.queue, asks.queue]) q.on('error', (e) => log.debug(`${q.name} queue: ${e.message}`));
   await Promise.all([watcher.ready(), asks.ready()]);
   const commands = await CommandRegistry.load(COMMANDS_DIR);
   return {
@@ -40,8 +50,9 @@ export async function createBot(config: Config, connection: Redis): Promise<Bot>
     models: new ModelRegistry(config.modelsDir),
     watcher,
     asks,
-    chats: new ChatStore(connection, config.queuePrefix),
+    chats,
     commands,
+    deliveries: new Deliveries(connection, config.queuePrefix),
     async close() {
       await watcher.close();
       await asks.close();

@@ -110,9 +110,14 @@ export interface CommandContext {
 
 /** Splits a command line into words; "double" or 'single' quotes keep spaces. */
 export function tokenize(text: string): string[] {
-  const words: string[] = [];
+  return wordsAt(text).map((w) => w.word);
+}
+
+/** The words of a line, each with where it starts (free text is the line from there on, as typed). */
+function wordsAt(text: string): { word: string; at: number }[] {
+  const words: { word: string; at: number }[] = [];
   const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
-  for (let m = re.exec(text); m; m = re.exec(text)) words.push(m[1] ?? m[2] ?? m[3]!);
+  for (let m = re.exec(text); m; m = re.exec(text)) words.push({ word: m[1] ?? m[2] ?? m[3]!, at: m.index });
   return words;
 }
 
@@ -124,9 +129,11 @@ export function usage(command: CommandSpec, handler?: Handler): string {
 
 /** Finds the handler a line of text asks for and validates its arguments; throws InvalidInput with one line. */
 export function parseText(command: CommandSpec, text: string): { handler: Handler; args: Args } {
-  const words = tokenize(text);
+  const at = wordsAt(text);
+  const words = at.map((w) => w.word);
   let handler: Handler;
   if (command.subcommands) {
+    at.shift();
     const first = words.shift();
     if (first === undefined) throw new InvalidInput(`/${command.name} needs a ${command.subcommandLabel ?? 'subcommand'}; ${choices(command)}`);
     const found = command.subcommands.find((s) => s.name === first);
@@ -163,7 +170,8 @@ export function parseText(command: CommandSpec, text: string): { handler: Handle
     while (next < positional.length && skips(positional[next]!)) next++;
     const option = positional[next];
     if (!option) throw new InvalidInput(`unexpected '${clip(word)}'; usage: ${usage(command, handler)}`);
-    raw[option.name] = option.type === 'text' ? words.slice(i).join(' ') : word;
+    // free text is the rest of the line as typed (quotes and spacing kept), unless it is one quoted string
+    raw[option.name] = option.type === 'text' && i < words.length - 1 ? text.slice(at[i]!.at).trim() : word;
     if (option.type === 'text') break;
     next++;
   }
@@ -210,8 +218,11 @@ function choices(command: CommandSpec): string {
   return `choose one of ${grouped.join(', ')}${others.length ? ` (or ${others.join(', ')})` : ''}`;
 }
 
-/** Quotes a user's word back safely: short, no control characters, no markdown breakers. */
+/**
+ * Quotes a user's word back safely: short, no control characters, no markdown breakers, no invisible characters that
+ * turn or hide text (bidi overrides, zero-width), cut between characters (never inside an emoji).
+ */
 export const clip = (s: string, n = 40) => {
-  const clean = s.replace(/[\u0000-\u001f\u007f`*_~|<>@]/g, '?');
-  return clean.length > n ? `${clean.slice(0, n - 1)}…` : clean;
+  const clean = [...s.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff`*_~|<>@]/g, '?')];
+  return clean.length > n ? `${clean.slice(0, n - 1).join('')}…` : clean.join('');
 };

@@ -175,14 +175,19 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
   };
 }
 
+/** Settings that hold a secret (REDIS_URL: its password). */
+const SECRET_SETTINGS = ['DISCORD_TOKEN', 'SLACK_BOT_TOKEN', 'SLACK_APP_TOKEN', 'SLACK_SIGNING_SECRET', 'REDIS_URL'] as const;
+
 /**
  * For an entry point: the settings, with the log set up from them (at `defaultLogLevel` unless LOG_LEVEL says), or
- * null after every problem was printed to stderr.
+ * null after every problem was printed to stderr. The secrets then leave the process environment: the trainer and
+ * the inference worker inherit it, need none of them, and what they print can end up in a channel.
  */
 export function loadConfigForCli(defaultLogLevel: NonNullable<Config['logLevel']>): Config | null {
   try {
     const config = loadConfig();
     configureLog({ level: config.logLevel ?? defaultLogLevel, secrets: config.secrets });
+    for (const name of SECRET_SETTINGS) delete process.env[name];
     return config;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;

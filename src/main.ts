@@ -14,6 +14,7 @@ import { loadConfigForCli, type Config } from './config.ts';
 import { logger } from './log.ts';
 
 const log = logger('main');
+const SHUTDOWN_DEADLINE_MS = 10_000;
 
 interface Platform {
   readonly platform: string;
@@ -42,10 +43,17 @@ async function main(): Promise<number> {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  // Jobs stay queued in Redis: a bot that comes back goes on editing their messages.
-  for (const p of platforms) await p.stop().catch((e) => log.warn(`stopping ${p.platform}`, e));
-  await app.stop();
-  return 0;
+  // Jobs stay queued in Redis: a bot that comes back goes on editing their messages. Closing BullMQ's connections
+  // can wait forever on a Redis that is gone: past the deadline the bot exits anyway, losing nothing.
+  const stopped = (async () => {
+    for (const p of platforms) await p.stop().catch((e) => log.warn(`stopping ${p.platform}`, e));
+    await app.stop();
+    return 0;
+  })();
+  const deadline = new Promise<number>((resolve) =>
+    setTimeout(() => (log.warn(`not stopped after ${SHUTDOWN_DEADLINE_MS / 1000} s (is Redis gone?): exiting anyway`), resolve(1)), SHUTDOWN_DEADLINE_MS).unref(),
+  );
+  return Promise.race([stopped, deadline]);
 }
 
 /** The console: reads commands until the end of input (then waits for its jobs) or Ctrl-C (then cancels them). */

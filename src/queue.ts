@@ -1,6 +1,8 @@
 /** The bot's side of the training queue: add, look up, list and cancel jobs. Redis is the only state. */
 import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidInput, JobNotFound, orUnavailable, QueueUnavailable, QUEUE_DEADLINE_MS, UserError } from './errors.ts';
 import { CANCEL_FLAG_TTL_S, keys, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult, type CancelFlag } from './jobs.ts';
 
@@ -16,6 +18,37 @@ export interface JobView {
   addedAt: Date;
   cancelledBy: string | null;
 }
+
+/**
+ * The most a per-user lock lives (ms): far longer than the count and the add it guards take, even at their Redis
+ * deadlines; a bot that dies holding one delays that user's next /train by this much at most.
+ */
+export const USER_LOCK_TTL_MS = 10_000;
+/** Compare-and-delete: a lock is released only by its holder's token (not after it expired and someone else took it). */
+const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`;
+
+/**
+ * One requester's waiting and running jobs, as id, state pairs, filtered inside Redis: a /train's count then costs
+ * the bot one short reply instead of every queued job's hash. It reads BullMQ's layout (a list or sorted set of ids
+ * per state, each job a hash whose `data` is JSON), as BullMQ's own getters do.
+ */
+const JOBS_OF = `
+local found = {}
+local function check(id, state)
+  local raw = redis.call('hget', ARGV[1] .. id, 'data')
+  if not raw then return end
+  local ok, data = pcall(cjson.decode, raw)
+  local by = ok and type(data) == 'table' and data.requestedBy
+  if type(by) == 'table' and by.id == ARGV[2] and by.platform == ARGV[3] then
+    found[#found + 1] = id
+    found[#found + 1] = state
+  end
+end
+for _, id in ipairs(redis.call('lrange', KEYS[1], 0, -1)) do check(id, 'active') end
+for _, id in ipairs(redis.call('lrange', KEYS[2], 0, -1)) do check(id, 'waiting') end
+for _, id in ipairs(redis.call('zrange', KEYS[3], 0, -1)) do check(id, 'waiting') end
+for _, id in ipairs(redis.call('zrange', KEYS[4], 0, -1)) do check(id, 'waiting') end
+return found`;
 
 export class TrainQueue {
   readonly queue: Queue;
@@ -40,12 +73,37 @@ export class TrainQueue {
         removeOnFail: { count: 500 },
       }),
     );
+    // ids only: the position needs no job's data
     const [state, waiting, active] = await this.guard(() =>
-      Promise.all([job.getState(), this.queue.getWaiting(), this.queue.getActiveCount()]),
+      Promise.all([job.getState(), this.queue.getRanges(['waiting'], 0, -1), this.queue.getActiveCount()]),
     );
     if (state === 'active') return { job, position: 0, running: active - 1 };
-    const ahead = waiting.filter((j) => Number(j.id) < Number(job.id)).length;
+    const ahead = waiting.filter((id) => Number(id) < Number(job.id)).length;
     return { job, position: ahead + 1, running: active };
+  }
+
+  /**
+   * Runs `critical` holding a short lock for one user in Redis. A check-then-add (the per-user limit of /train) is
+   * only right if no other add for the same user comes between the check and the add, and bot processes share
+   * nothing but Redis: so the lock is there (SET NX PX with a random token, released by compare-and-delete), and a
+   * second /train of the same person waits for the first to be counted and added. Other users never wait.
+   */
+  async withUserLock<T>(user: { id: string; platform: string }, critical: () => Promise<T>): Promise<T> {
+    const key = `${this.prefix}:train:user-lock:${user.platform}:${user.id}`;
+    const token = randomBytes(8).toString('hex');
+    // long enough for a lock left by a dead process to expire, so a retry then gets through
+    const giveUpAt = Date.now() + USER_LOCK_TTL_MS + this.timeoutMs;
+    for (let pause = 5; ; pause = Math.min(pause * 2, 100)) {
+      if ((await this.guard(() => this.redis.set(key, token, 'PX', USER_LOCK_TTL_MS, 'NX'))) === 'OK') break;
+      if (Date.now() > giveUpAt) throw new UserError('another /train of yours is still being queued; try again in a moment');
+      await sleep(pause * (0.5 + Math.random()));
+    }
+    try {
+      return await critical();
+    } finally {
+      // if this fails, the lock expires on its own
+      await this.guard(() => this.redis.eval(RELEASE_LOCK, 1, key, token)).catch(() => undefined);
+    }
   }
 
   async view(id: string): Promise<JobView> {
@@ -60,9 +118,23 @@ export class TrainQueue {
 
   /** Jobs waiting or running, oldest first. */
   async pending(): Promise<JobView[]> {
-    const jobs = await this.guard(() => this.queue.getJobs(['active', 'waiting', 'prioritized', 'delayed']));
-    const views = await Promise.all(jobs.map((j) => this.toView(j)));
-    return views.sort((a, b) => (a.state === b.state ? Number(a.id) - Number(b.id) : a.state === 'active' ? -1 : 1));
+    // one read of the running jobs' ids gives every job's state, instead of a state lookup (a script) per job
+    const [jobs, active] = await this.guard(() =>
+      Promise.all([this.queue.getJobs(['active', 'waiting', 'prioritized', 'delayed']), this.queue.getRanges(['active'], 0, -1)]),
+    );
+    const running = new Set(active);
+    const views = jobs.map((j) => viewOf(j, running.has(j.id!) ? 'active' : 'waiting', null));
+    return views.sort(runningFirstThenOldest);
+  }
+
+  /** One person's jobs waiting or running (the same id on the same platform), oldest first. */
+  async pendingOf(user: { id: string; platform: string }): Promise<JobView[]> {
+    const k = this.queue.keys;
+    const found = (await this.guard(() => this.redis.eval(JOBS_OF, 4, k.active!, k.wait!, k.prioritized!, k.delayed!, k['']!, user.id, user.platform))) as string[];
+    const pairs = Array.from({ length: found.length / 2 }, (_, i) => ({ id: found[2 * i]!, state: found[2 * i + 1] as JobState }));
+    const jobs = await this.guard(() => Promise.all(pairs.map((p) => this.queue.getJob(p.id))));
+    const views = pairs.flatMap((p, i) => (jobs[i] ? [viewOf(jobs[i], p.state, null)] : [])); // gone meanwhile: not pending
+    return views.sort(runningFirstThenOldest);
   }
 
   /**
@@ -106,18 +178,7 @@ export class TrainQueue {
         : ['waiting', 'prioritized', 'delayed', 'waiting-children'].includes(raw)
           ? 'waiting'
           : 'unknown';
-    const progress = TrainProgress.safeParse(job.progress);
-    const result = TrainResult.safeParse(job.returnvalue);
-    return {
-      id: job.id!,
-      data: job.data as TrainJobData,
-      state,
-      progress: progress.success ? progress.data : null,
-      result: result.success ? result.data : null,
-      failedReason: job.failedReason ?? null,
-      addedAt: new Date(job.timestamp),
-      cancelledBy: flag?.by ?? null,
-    };
+    return viewOf(job, state, flag?.by ?? null);
   }
 
   /** Runs a Redis call with a deadline, so a command answers "queue unavailable" instead of hanging. */
@@ -127,4 +188,21 @@ export class TrainQueue {
     }
     return orUnavailable(call(), this.timeoutMs);
   }
+}
+
+const runningFirstThenOldest = (a: JobView, b: JobView) => (a.state === b.state ? Number(a.id) - Number(b.id) : a.state === 'active' ? -1 : 1);
+
+function viewOf(job: Job, state: JobState, cancelledBy: string | null): JobView {
+  const progress = TrainProgress.safeParse(job.progress);
+  const result = TrainResult.safeParse(job.returnvalue);
+  return {
+    id: job.id!,
+    data: job.data as TrainJobData,
+    state,
+    progress: progress.success ? progress.data : null,
+    result: result.success ? result.data : null,
+    failedReason: job.failedReason ?? null,
+    addedAt: new Date(job.timestamp),
+    cancelledBy,
+  };
 }

@@ -49,6 +49,8 @@ export class DiscordDouble {
   readonly expiredTokens = new Set<string>();
   private readonly sockets = new Set<WebSocket>();
   private readonly dispatchedAt = new Map<string, number>();
+  /** Interaction id → the INTERACTION_CREATE payload sent for it, for a second delivery. */
+  private readonly interactions = new Map<string, unknown>();
   private readonly originals = new Map<string, string>();
   private sequence = 0;
   private server!: Server;
@@ -105,7 +107,7 @@ export class DiscordDouble {
     const id = nextId();
     const token = `itok-${id}`;
     this.dispatchedAt.set(id, performance.now());
-    this.dispatch('INTERACTION_CREATE', {
+    const payload = {
       id,
       application_id: APP_ID,
       type,
@@ -130,8 +132,15 @@ export class DiscordDouble {
       entitlements: [],
       authorizing_integration_owners: {},
       context: 0,
-    });
+    };
+    this.interactions.set(id, payload);
+    this.dispatch('INTERACTION_CREATE', payload);
     return { id, token };
+  }
+
+  /** The same interaction once more, as a gateway that resumes and replays its events would deliver it. */
+  redeliver(interactionId: string): void {
+    this.dispatch('INTERACTION_CREATE', this.interactions.get(interactionId));
   }
 
   /** Someone writes in a channel or thread, as the gateway's MESSAGE_CREATE delivers it. */
@@ -234,6 +243,8 @@ export class DiscordDouble {
     }
     if ((m = /^\/interactions\/(\d+)\/([^/]+)\/callback$/.exec(path)) && req.method === 'POST') {
       const [, id, token] = m;
+      // as Discord does: an interaction is answered once
+      if (this.callbacks.has(id!)) return { status: 400, body: { message: 'Interaction has already been acknowledged.', code: 40060 } };
       this.callbacks.set(id!, { type: body.type, flags: body.data?.flags ?? 0, at: performance.now() });
       if (body.type === 5 || body.type === 4) {
         const msg = this.newMessage(CHANNEL_ID, body.type === 4 ? body.data?.content ?? '' : '', body.data?.flags ?? 0, token!);

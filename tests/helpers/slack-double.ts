@@ -35,10 +35,10 @@ export class SlackDouble {
   readonly calls: ApiCall[] = [];
   readonly messages = new Map<string, SlackMessage>();
   /** Answers only the caller saw: through the command's response_url. */
-  readonly ephemeral: { channel: string; user: string; text: string; at: number }[] = [];
+  readonly ephemeral: { channel: string; user: string; text: string; at: number; envelope?: string }[] = [];
   /** Channels the bot is a member of; chat.postMessage elsewhere answers not_in_channel, as Slack does. */
   readonly memberOf = new Set<string>([CHANNEL]);
-  private readonly responseUrls = new Map<string, { channel: string; user: string }>();
+  private readonly responseUrls = new Map<string, { channel: string; user: string; envelope?: string }>();
   readonly userGroups = new Map<string, string[]>();
   /** Envelope id → ms from sending to the bot's ack. */
   readonly ackDelays = new Map<string, number>();
@@ -49,6 +49,8 @@ export class SlackDouble {
   private wss!: WebSocketServer;
   private pinger?: NodeJS.Timeout;
   port = 0;
+  /** Where the bot is told to send HTTP (response_url): this double, or a relay in front of it. */
+  httpBase?: string;
   connected!: Promise<void>;
   private resolveConnected!: () => void;
 
@@ -93,7 +95,7 @@ export class SlackDouble {
   slash(command: string, text: string, user: { id: string; name: string }, channel = CHANNEL): string {
     const envelope = randomUUID();
     this.sentAt.set(envelope, performance.now());
-    const payload = this.payload(command, text, user, channel);
+    const payload = this.payload(command, text, user, channel, envelope);
     for (const ws of this.sockets) ws.send(JSON.stringify({ envelope_id: envelope, type: 'slash_commands', accepts_response_payload: true, payload }));
     return envelope;
   }
@@ -101,16 +103,16 @@ export class SlackDouble {
   /** Someone writes a message (in a thread when `threadTs` is given), delivered as an Events API envelope. */
   message(channel: string, user: { id: string }, text: string, threadTs?: string): void {
     const ts = `${++tsCounter}.000200`;
-    const event = { type: 'message', channel, user: user.id, text, ts, ...(threadTs && { thread_ts: threadTs }), channel_type: 'channel', event_ts: ts };
+    const event = { type: 'message', channel, user: user.id, text: asSlackSends(text), ts, ...(threadTs && { thread_ts: threadTs }), channel_type: 'channel', event_ts: ts };
     const payload = { token: 'verification-token', team_id: 'T0TEAM', api_app_id: 'A0TEST', event, type: 'event_callback', event_id: `Ev${tsCounter}`, event_time: Math.floor(Date.now() / 1000) };
     for (const ws of this.sockets) ws.send(JSON.stringify({ envelope_id: randomUUID(), type: 'events_api', accepts_response_payload: false, payload }));
   }
 
   /** A slash command's payload, with a response_url that this double answers. */
-  payload(command: string, text: string, user: { id: string; name: string }, channel = CHANNEL) {
+  payload(command: string, text: string, user: { id: string; name: string }, channel = CHANNEL, envelope?: string) {
     const id = randomUUID();
-    this.responseUrls.set(id, { channel, user: user.id });
-    return slashPayload(command, text, user, `http://127.0.0.1:${this.port}/response/${id}`, channel);
+    this.responseUrls.set(id, { channel, user: user.id, envelope });
+    return slashPayload(command, text, user, `${this.httpBase ?? `http://127.0.0.1:${this.port}`}/response/${id}`, channel);
   }
 
   /** Messages in the channel whose text matches, newest last. */
@@ -124,7 +126,7 @@ export class SlackDouble {
     if (url.pathname.startsWith('/response/')) {
       const to = this.responseUrls.get(url.pathname.slice('/response/'.length));
       const body = JSON.parse(raw.toString() || '{}');
-      if (to && body.response_type === 'ephemeral') this.ephemeral.push({ channel: to.channel, user: to.user, text: body.text, at: performance.now() });
+      if (to && body.response_type === 'ephemeral') this.ephemeral.push({ channel: to.channel, user: to.user, text: body.text, at: performance.now(), envelope: to.envelope });
       return { status: 200, body: { ok: true } };
     }
     if (url.pathname.startsWith('/upload/')) {
@@ -180,6 +182,9 @@ export class SlackDouble {
   }
 }
 
+/** Slack sends the `&`, `<` and `>` a person typed as entities (its own markup, such as a picked mention, it does not). */
+const asSlackSends = (typed: string) => typed.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
 export function slashPayload(command: string, text: string, user: { id: string; name: string }, responseUrl: string, channel = CHANNEL) {
   return {
     token: 'verification-token',
@@ -190,7 +195,7 @@ export function slashPayload(command: string, text: string, user: { id: string; 
     user_id: user.id,
     user_name: user.name,
     command,
-    text,
+    text: asSlackSends(text),
     api_app_id: 'A0TEST',
     is_enterprise_install: 'false',
     response_url: responseUrl,

@@ -78,6 +78,8 @@ export class DiscordChat implements ChatSurface {
     await ready;
     const resumed = await bot.watcher.resume(this, bot.config.progressEditIntervalMs);
     if (resumed.length) log.info(`editing the messages of jobs ${resumed.join(', ')} again`);
+    const asks = await bot.asks.resume(this, bot.config.progressEditIntervalMs).catch((e) => (log.warn('could not look for unfinished asks', e), []));
+    if (asks.length) log.info(`finishing the messages of asks ${asks.join(', ')}`);
   }
 
   async stop(): Promise<void> {
@@ -133,7 +135,10 @@ export class DiscordChat implements ChatSurface {
     const sub = i.options.getSubcommand(false) ?? undefined;
     const handler = sub ? command?.subcommands?.find((s) => s.name === sub) : command;
     const ephemeral = Boolean(handler?.private);
-    // First the defer, before any work: Discord wants an answer within 3 seconds, whatever Redis is doing.
+    // A gateway that resumes can deliver an interaction again: only the first delivery is answered (the claim gives
+    // up within half a second, so the defer still comes in time).
+    if (!(await bot.deliveries.first(this.platform, i.id))) return;
+    // Then the defer, before any work: Discord wants an answer within 3 seconds, whatever Redis is doing.
     await i.deferReply(ephemeral ? { flags: MessageFlags.Ephemeral } : {});
     let originalUsed = false;
     const remember = (msg: { id: string; channelId: string }): MessageRef => {

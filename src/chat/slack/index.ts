@@ -35,6 +35,14 @@ export function toMrkdwn(text: string): string {
   return out.length > LIMITS.messageChars ? `${out.slice(0, LIMITS.messageChars - 1)}…` : out;
 }
 
+/**
+ * What a user typed, from Slack's text: Slack sends `&`, `<` and `>` that a person typed as `&amp;`, `&lt;`, `&gt;`
+ * (its own markup, such as `<@U123>`, stays as it is), so a prompt reaches the model as it was written.
+ */
+export function fromSlackText(text: string): string {
+  return text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+}
+
 /** Slack's answer when the bot may not post in a channel, turned into a line the user can act on. */
 function channelError(e: unknown): never {
   const code = (e as { data?: { error?: string } }).data?.error;
@@ -64,6 +72,8 @@ export class SlackChat implements ChatSurface {
     for (const name of options.bot.commands.commands.keys()) {
       this.app.command(`/${name}`, async ({ command, ack, respond }) => {
         await ack(); // first, before any work
+        // one command can arrive twice (a signed request replayed within its 5 minutes, a redelivery): it runs once
+        if (command.trigger_id && !(await this.options.bot.deliveries.first(this.platform, command.trigger_id))) return;
         await this.run(name, command, (text) => respond({ response_type: 'ephemeral', text: toMrkdwn(text) }));
       });
     }
@@ -74,7 +84,7 @@ export class SlackChat implements ChatSurface {
       const threadId = `${m.channel}:${m.thread_ts}`;
       if (!(await this.options.bot.chats.get(this.platform, threadId).catch(() => null))) return;
       const ctx = await this.context({ user_id: m.user, user_name: `<@${m.user}>`, channel_id: m.channel }, (text) => this.postIn(m.channel, m.thread_ts!, text).then(() => undefined), m.thread_ts);
-      await this.options.bot.commands.chatTurn(ctx, () => chatTurn(ctx, threadId, m.text!));
+      await this.options.bot.commands.chatTurn(ctx, () => chatTurn(ctx, threadId, fromSlackText(m.text!)));
     });
     this.app.error(async (e) => log.error('bolt error', e));
   }
@@ -84,6 +94,8 @@ export class SlackChat implements ChatSurface {
     else await this.app.start();
     const resumed = await this.options.bot.watcher.resume(this, this.options.bot.config.progressEditIntervalMs);
     if (resumed.length) log.info(`editing the messages of jobs ${resumed.join(', ')} again`);
+    const asks = await this.options.bot.asks.resume(this, this.options.bot.config.progressEditIntervalMs).catch((e) => (log.warn('could not look for unfinished asks', e), []));
+    if (asks.length) log.info(`finishing the messages of asks ${asks.join(', ')}`);
   }
 
   /** The port the HTTP receiver listens on (HTTP mode). */
@@ -125,7 +137,7 @@ export class SlackChat implements ChatSurface {
   /** `whisper` answers the caller alone, through the command's response_url: it works in channels the bot is not in. */
   private async run(name: string, command: { user_id: string; user_name: string; channel_id: string; text: string }, whisper: (text: string) => Promise<unknown>): Promise<void> {
     const ctx = await this.context(command, whisper);
-    await this.options.bot.commands.dispatchText(name, command.text ?? '', ctx);
+    await this.options.bot.commands.dispatchText(name, fromSlackText(command.text ?? ''), ctx);
   }
 
   /** A command's context; in a thread (`threadTs`), replies go into the thread. */
