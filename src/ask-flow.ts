@@ -1,7 +1,7 @@
 /** Asking a model and streaming the answer into one message: for /ask, and for each turn of a /chat conversation. */
 import type { CommandContext } from './command-kit.ts';
 import { InvalidInput, UserError } from './errors.ts';
-import { MAX_PROMPT_CHARS, type AskResult } from './jobs.ts';
+import { MAX_PROMPT_CHARS } from './jobs.ts';
 import { fitHistory } from './chats.ts';
 
 export type Effort = 'low' | 'medium' | 'high';
@@ -10,7 +10,7 @@ export type Effort = 'low' | 'medium' | 'high';
  * Queues the ask and posts its message; returns once the message is up (the answer streams into it afterwards).
  * `after` runs with the answer when it is complete.
  */
-export async function askAndStream(ctx: CommandContext, model: string, messages: { role: 'user' | 'assistant'; content: string }[], effort: Effort, header: string, after?: (result: AskResult) => Promise<void>): Promise<void> {
+export async function askAndStream(ctx: CommandContext, model: string, messages: { role: 'user' | 'assistant'; content: string }[], effort: Effort, header: string, chat?: { threadId: string; question: string }): Promise<void> {
   const { bot } = ctx;
   await bot.asks.take(ctx.user, bot.config.asksPerMinute);
   const job = await bot.asks.add({
@@ -19,11 +19,14 @@ export async function askAndStream(ctx: CommandContext, model: string, messages:
     reasoningEffort: effort,
     requestedBy: { id: ctx.user.id, name: ctx.user.name, platform: ctx.user.platform },
     origin: { platform: ctx.surface.platform, channelId: ctx.channelId },
+    header,
+    chat,
   });
   const training = bot.config.inferenceDuringTraining === 'wait' ? (await bot.queue.pending()).find((j) => j.state === 'active') : undefined;
   const shown = `${header}\n${training ? `⏳ waiting for the GPU: training job ${training.id} is running (INFERENCE_DURING_TRAINING=wait)` : '…'}`;
   const ref = await ctx.reply(shown);
-  void bot.asks.follow(job.id!, ctx.surface, ref, header, shown, bot.config.progressEditIntervalMs, after);
+  await bot.asks.remember(job, ref);
+  void bot.asks.follow(job.id!, ctx.surface, ref, header, shown, bot.config.progressEditIntervalMs, bot.asks.afterAnswer(job.data));
 }
 
 export function checkPrompt(prompt: string): string {
@@ -39,7 +42,5 @@ export async function chatTurn(ctx: CommandContext, threadId: string, text: stri
   if (!conversation) throw new UserError('no conversation here: /chat [model] starts one');
   const question = checkPrompt(text);
   const messages = [...fitHistory(conversation.turns), { role: 'user' as const, content: question }];
-  await askAndStream(ctx, conversation.model, messages, 'low', `🧵 **${conversation.model}** · ${ctx.user.name}`, async (result) => {
-    if (result.answer.trim()) await ctx.bot.chats.add(ctx.surface.platform, threadId, question, result.answer);
-  });
+  await askAndStream(ctx, conversation.model, messages, 'low', `🧵 **${conversation.model}** · ${ctx.user.name}`, { threadId, question });
 }

@@ -2,8 +2,9 @@
  * /ask on the bot's side: its own queue (a training job never blocks an answer), and one live message per ask that
  * grows as the answer streams and ends with which model answered and how long it took. The reasoning stays hidden.
  */
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue, QueueEvents, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { ChatStore } from './chats.ts';
 import type { ChatSurface, MessageRef } from './command-kit.ts';
 import { orUnavailable, UserError } from './errors.ts';
 import { ASK_QUEUE, AskJobData, AskProgress, AskResult, parseJsonOrNull } from './jobs.ts';
@@ -12,6 +13,8 @@ import { logger } from './log.ts';
 
 const log = logger('asks');
 const CURSOR = ' ▍';
+/** How far back a restarted bot looks for answers that came while no bot process was there to show them. */
+const UNDELIVERED_WINDOW_MS = 30 * 60_000;
 
 interface Followed {
   live: LiveMessage;
@@ -37,6 +40,7 @@ export class Asks {
   constructor(
     private readonly connection: Redis,
     private readonly prefix: string,
+    private readonly chats?: ChatStore,
   ) {
     this.queue = new Queue(ASK_QUEUE, { connection, prefix });
     this.events = new QueueEvents(ASK_QUEUE, { connection, prefix });
@@ -69,6 +73,49 @@ export class Asks {
       const wait = Math.ceil(((window + 1) * 60_000 - Date.now()) / 1000);
       throw new UserError(`you have asked ${perMinute} times this minute (ASKS_PER_MINUTE); try again in ${wait} s`);
     }
+  }
+
+  /** Stores the answer message's id with the ask, so a bot process that restarts can finish that message. */
+  async remember(job: Job, ref: MessageRef): Promise<void> {
+    await job.updateData({ ...job.data, origin: { ...job.data.origin, channelId: ref.channelId, messageId: ref.id } }).catch((e) => log.debug(`ask ${job.id}: message id not stored: ${(e as Error).message}`));
+  }
+
+  /** What happens once an ask is answered: a /chat turn stores the exchange in its conversation. */
+  afterAnswer(data: AskJobData): ((result: AskResult) => Promise<void>) | undefined {
+    const { chat, origin } = data;
+    if (!chat || !this.chats) return undefined;
+    const chats = this.chats;
+    return async (result) => {
+      if (result.answer.trim()) await chats.add(origin.platform, chat.threadId, chat.question, result.answer);
+    };
+  }
+
+  /**
+   * After a restart: finish the messages of asks made on `surface`'s platform that are still waiting or running, or
+   * that were answered while no bot process was there to show it (their message still says "…").
+   */
+  async resume(surface: ChatSurface, intervalMs?: number): Promise<string[]> {
+    const jobs = await orUnavailable(this.queue.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed']));
+    const resumed: string[] = [];
+    for (const job of jobs) {
+      const data = AskJobData.safeParse(job.data);
+      if (!data.success || !job.id || this.followed.has(job.id)) continue;
+      const { origin, header } = data.data;
+      if (origin.platform !== surface.platform || !origin.messageId || header === undefined) continue;
+      if (job.finishedOn && (Date.now() - job.finishedOn > UNDELIVERED_WINDOW_MS || (await this.delivered(job.id)))) continue;
+      const ref = { channelId: origin.channelId, id: origin.messageId };
+      void this.follow(job.id, surface, ref, header, `${header}\n…`, intervalMs, this.afterAnswer(data.data));
+      resumed.push(job.id);
+    }
+    return resumed;
+  }
+
+  private deliveredKey(jobId: string): string {
+    return `${this.prefix}:ask-delivered:${jobId}`;
+  }
+
+  private async delivered(jobId: string): Promise<boolean> {
+    return (await this.connection.exists(this.deliveredKey(jobId)).catch(() => 0)) === 1;
   }
 
   async add(data: AskJobData) {
@@ -113,6 +160,8 @@ export class Asks {
     if (!f) return;
     this.followed.delete(jobId);
     await f.live.finish(`${f.header}\n${body}`);
+    // Shown: a restarted bot leaves this one alone. (A crash between the edit and this line edits it once more.)
+    await this.connection.set(this.deliveredKey(jobId), '1', 'EX', Math.ceil(UNDELIVERED_WINDOW_MS / 1000) * 2).catch(() => undefined);
     if (result && f.after) await f.after(result).catch((e) => log.warn(`after the answer to ask ${jobId}`, e));
     f.settle(result);
   }

@@ -14,6 +14,8 @@ import { renderLossCurve } from './loss-curve.ts';
 import type { TrainQueue } from './queue.ts';
 
 const log = logger('watcher');
+/** How far back a restarted bot looks for jobs that ended while no bot process was there to show it. */
+const UNDELIVERED_WINDOW_MS = 24 * 3600_000;
 
 export type JobOutcome = { state: 'completed'; result: TrainResult } | { state: 'failed' | 'cancelled'; reason: string };
 
@@ -43,7 +45,7 @@ export class JobWatcher {
   private readonly followed = new Map<string, Followed>();
 
   constructor(
-    connection: Redis,
+    private readonly connection: Redis,
     private readonly queue: TrainQueue,
   ) {
     // QueueEvents blocks on its connection: BullMQ duplicates this one for it, and closes the duplicate itself.
@@ -91,7 +93,8 @@ export class JobWatcher {
 
   /**
    * After a restart: follow again every waiting or running job that was asked for on `surface`'s platform and whose
-   * message id was stored with it, editing the same message.
+   * message id was stored with it, editing the same message; and finish the messages of jobs that ended while no
+   * bot process was up (they still show their last progress).
    */
   async resume(surface: ChatSurface, intervalMs?: number): Promise<string[]> {
     const resumed: string[] = [];
@@ -102,7 +105,20 @@ export class JobWatcher {
       void this.follow(job.id, surface, { channelId: origin.channelId, id: origin.messageId }, { data: job.data, status, intervalMs });
       resumed.push(job.id);
     }
+    for (const job of await this.queue.queue.getJobs(['completed', 'failed'], 0, 199)) {
+      const data = TrainJobData.safeParse(job.data);
+      if (!data.success || !job.id || !job.finishedOn || this.followed.has(job.id)) continue;
+      const { origin } = data.data;
+      if (origin.platform !== surface.platform || !origin.messageId || Date.now() - job.finishedOn > UNDELIVERED_WINDOW_MS) continue;
+      if ((await this.connection.exists(this.deliveredKey(job.id)).catch(() => 1)) === 1) continue;
+      void this.follow(job.id, surface, { channelId: origin.channelId, id: origin.messageId }, { data: data.data, status: '…', intervalMs });
+      resumed.push(job.id);
+    }
     return resumed;
+  }
+
+  private deliveredKey(jobId: string): string {
+    return `${this.queue.prefix}:job-delivered:${jobId}`;
   }
 
   /** Jobs this process follows that have not ended. */
@@ -157,6 +173,8 @@ export class JobWatcher {
     } else {
       await f.live.finish(text);
     }
+    // Shown: a bot process that starts later leaves this message alone.
+    await this.connection.set(this.deliveredKey(jobId), '1', 'EX', (UNDELIVERED_WINDOW_MS / 1000) * 2).catch(() => undefined);
     // An edit notifies nobody: whoever asked hears of the end through a new message that mentions them.
     const { requestedBy } = f.data;
     if (f.surface.mention && requestedBy.platform === f.surface.platform) {

@@ -63,6 +63,10 @@ export const AskJobData = z.object({
   reasoningEffort: z.enum(REASONING_EFFORTS),
   requestedBy: Requester,
   origin: z.object({ platform: z.string(), channelId: z.string(), messageId: z.string().optional() }),
+  /** The answer message's first line; stored with the message id so a restarted bot can finish the message. */
+  header: z.string().optional(),
+  /** A /chat turn: where the exchange is stored once answered (by whichever bot process sees the answer). */
+  chat: z.object({ threadId: z.string(), question: z.string() }).optional(),
 });
 export type AskJobData = z.infer<typeof AskJobData>;
 

@@ -388,9 +388,19 @@ def newest_checkpoint(folder: Path) -> Path | None:
     found = []
     for c in folder.glob("checkpoint-*"):
         m = re.fullmatch(r"checkpoint-(\d+)", c.name)
-        if m and (c / "trainer_state.json").is_file() and (c / "adapter_model.safetensors").is_file():
+        if m and _complete_checkpoint(c, int(m.group(1))):
             found.append((int(m.group(1)), c))
     return max(found)[1] if found else None
+
+
+def _complete_checkpoint(c: Path, step: int) -> bool:
+    """Its trainer state reads back and names its step, and its adapter is there: a save that a kill cut short leaves
+    an empty or half-written file."""
+    try:
+        state = json.loads((c / "trainer_state.json").read_text(encoding="utf-8"))
+        return state.get("global_step") == step and (c / "adapter_model.safetensors").stat().st_size > 0
+    except (OSError, ValueError):
+        return False
 
 
 def checkpoint_losses(checkpoint: Path) -> list[float]:

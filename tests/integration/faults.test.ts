@@ -39,6 +39,16 @@ async function info(dir: string, name: string): Promise<Record<string, string>> 
   return parseTrainingInfo(await readFile(join(dir, name, 'training_info.txt'), 'utf8'));
 }
 
+/** Whether checkpoint-N is whole: its trainer state (written last) reads back. */
+async function checkpointWritten(dir: string, name: string, step: number): Promise<boolean> {
+  const text = await readFile(join(dir, name, `checkpoint-${step}`, 'trainer_state.json'), 'utf8').catch(() => '');
+  try {
+    return JSON.parse(text).global_step === step;
+  } catch {
+    return false;
+  }
+}
+
 /** A Python for the runner that runs the real one under `prefix` (a limit, an environment variable). */
 async function pythonWrapper(prefix: string): Promise<string> {
   const file = join(await mkdtemp(join(tmpdir(), 'chatops-py-')), 'python');
@@ -56,7 +66,34 @@ const runnerEnv = (h: Harness, dir: string, extra: Record<string, string> = {}) 
 });
 
 describe('a runner host that dies mid-run', () => {
-  it('is replaced by another runner that resumes the job from the newest checkpoint, in the same folder, to the right final loss', async () => {
+  it('stopped with SIGTERM: interrupts its trainer (not a cancel) and hands the job back, and the next runner resumes it', { timeout: 240_000 }, async () => {
+    const dir = await modelsDir();
+    const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir });
+    const first = runnerProcess(runnerEnv(h, dir));
+    cleanups.push(async () => first.child.kill('SIGKILL'));
+    await first.ready();
+    h.type('/train conservative');
+    const trainer = await waitForTrainer(dir);
+    await waitUntil(async () => (await folders(dir)).length === 1, 30_000, 'the model folder');
+    const [name] = await folders(dir);
+    await waitUntil(() => checkpointWritten(dir, name!, 25), 120_000, 'checkpoint-25');
+    first.child.kill('SIGTERM');
+    await first.child;
+    expect(running(trainer)).toBe(false);
+    expect((await info(dir, name!)).status).toBe('interrupted');
+    expect(h.lines.some((l) => /job 1 (failed|cancelled)/.test(l))).toBe(false);
+
+    const second = runnerProcess(runnerEnv(h, dir));
+    cleanups.push(async () => second.child.kill('SIGKILL'));
+    await h.waitFor(/✅ job 1 done/, 200_000).catch((e) => {
+      throw new Error(`${e}\nfirst runner:\n${first.log()}\nsecond runner:\n${second.log()}`);
+    });
+    await h.waitFor(/ℹ️ job 1: resumed from step (25|50|75) \(checkpoint-\d+\)/, 1);
+    expect(await folders(dir)).toEqual([name]);
+    expect((await info(dir, name!)).resumes).toBe('1');
+  });
+
+  it('killed with -9: another runner resumes the job from the newest checkpoint, in the same folder, to the right final loss', { timeout: 240_000 }, async () => {
     const dir = await modelsDir();
     const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir });
     const first = runnerProcess(runnerEnv(h, dir));
@@ -67,7 +104,7 @@ describe('a runner host that dies mid-run', () => {
     const trainer = await waitForTrainer(dir);
     await waitUntil(async () => (await folders(dir)).length === 1, 30_000, 'the model folder');
     const [name] = await folders(dir);
-    await waitUntil(async () => (await readdir(join(dir, name!)).catch((): string[] => [])).includes('checkpoint-25'), 60_000, 'checkpoint-25');
+    await waitUntil(() => checkpointWritten(dir, name!, 25), 120_000, 'checkpoint-25');
     first.child.kill('SIGKILL'); // the host dies: nothing of the runner runs any more
     await first.child;
 
@@ -78,7 +115,7 @@ describe('a runner host that dies mid-run', () => {
     const second = runnerProcess(runnerEnv(h, dir));
     cleanups.push(async () => second.child.kill('SIGKILL'));
     await second.ready();
-    const done = await h.waitFor(/✅ job 1 done/, 120_000);
+    const done = await h.waitFor(/✅ job 1 done/, 200_000);
 
     const resumedLine = await h.waitFor(/job 1 \[.*↩️ resumed from step (\d+)/, 1);
     const from = Number(/resumed from step (\d+)/.exec(resumedLine)![1]);
@@ -126,7 +163,7 @@ describe('a runner host that dies mid-run', () => {
     await waitUntil(async () => (await folders(dir)).length === 2, 30_000, 'job 3 folder');
     const name = (await folders(dir)).sort().at(-1)!;
     trainer = await waitForTrainer(dir);
-    await waitUntil(async () => (await readdir(join(dir, name)).catch((): string[] => [])).includes('checkpoint-25'), 60_000, 'checkpoint-25');
+    await waitUntil(() => checkpointWritten(dir, name, 25), 120_000, 'checkpoint-25');
     runner.child.kill('SIGKILL');
     await gone(trainer);
     other.type('/train cancel 3'); // nobody runs it now
@@ -142,29 +179,41 @@ describe('a runner host that dies mid-run', () => {
   });
 });
 
+/** The Discord double, a models folder, and a harness (no runner) for the Redis and the queue prefix. */
+async function discordStage() {
+  const double = new DiscordDouble();
+  await double.start();
+  cleanups.push(() => double.stop());
+  const dir = await modelsDir();
+  const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir });
+  return { double, dir, h };
+}
+
+/** The bot as its own process, serving Discord (the double) from the harness's Redis and queue prefix. */
+function discordBot(double: DiscordDouble, h: Harness, dir: string) {
+  const child = execa('node', ['--import', 'tsx', 'src/main.ts'], {
+    cwd: REPO_ROOT,
+    env: {
+      DISCORD_TOKEN: 'fault-suite-token.not-a-real-one.xxxxxxxxxxxx', DISCORD_APPLICATION_ID: APP_ID, DISCORD_GUILD_ID: GUILD_ID,
+      DISCORD_API_BASE: double.apiBase, REDIS_URL: h.app.redisUrl, QUEUE_PREFIX: h.app.bot.config.queuePrefix,
+      EMBEDDED_RUNNER: 'false', MODELS_DIR: dir, PROGRESS_EDIT_INTERVAL_MS: '100', LOG_LEVEL: 'info',
+    },
+    extendEnv: true, reject: false, stdin: 'ignore',
+  });
+  let log = '';
+  child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  cleanups.push(async () => child.kill('SIGKILL'));
+  return Object.assign(child, { log: () => log });
+}
+
 describe('the bot process killed mid-run', () => {
-  it('loses nothing: a new bot process finds the job\'s Discord message and edits it to the end', async () => {
-    const double = new DiscordDouble();
-    await double.start();
-    cleanups.push(() => double.stop());
-    const dir = await modelsDir();
-    const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir }); // only for the Redis and a queue prefix
+  it('loses nothing: a new bot process finds the job\'s Discord message and edits it to the end', { timeout: 240_000 }, async () => {
+    const { double, dir, h } = await discordStage();
     const runner = runnerProcess(runnerEnv(h, dir));
     cleanups.push(async () => runner.child.kill('SIGKILL'));
     await runner.ready();
-    const bot = () => {
-      const child = execa('node', ['--import', 'tsx', 'src/main.ts'], {
-        cwd: REPO_ROOT,
-        env: {
-          DISCORD_TOKEN: 'fault-suite-token.not-a-real-one.xxxxxxxxxxxx', DISCORD_APPLICATION_ID: APP_ID, DISCORD_GUILD_ID: GUILD_ID,
-          DISCORD_API_BASE: double.apiBase, REDIS_URL: h.app.redisUrl, QUEUE_PREFIX: h.app.bot.config.queuePrefix,
-          EMBEDDED_RUNNER: 'false', MODELS_DIR: dir, PROGRESS_EDIT_INTERVAL_MS: '100', LOG_LEVEL: 'info',
-        },
-        extendEnv: true, reject: false, stdin: 'ignore',
-      });
-      cleanups.push(async () => child.kill('SIGKILL'));
-      return child;
-    };
+    const bot = () => discordBot(double, h, dir);
     const first = bot();
     await double.identified;
     const { token } = double.slash('train', 'conservative', {}, { id: '1600000000000000001', name: 'ada' });
@@ -177,8 +226,10 @@ describe('the bot process killed mid-run', () => {
     const editsBefore = msg.history.length;
     const stepAtKill = Number(/(\d+)\/100/.exec(msg.content)![1]);
 
-    bot(); // a new process: it knows nothing but what Redis holds
-    await until('the job\'s end on the same message', () => /✅ job \d+ done/.test(msg.content), 120_000);
+    const second = bot(); // a new process: it knows nothing but what Redis holds
+    await until('the job\'s end on the same message', () => /✅ job \d+ done/.test(msg.content), 200_000).catch((e) => {
+      throw new Error(`${e}\nmessage: ${msg.content}\nbot:\n${second.log()}\nrunner:\n${runner.log()}`);
+    });
     const after = msg.history.slice(editsBefore);
     expect(after.length).toBeGreaterThan(0);
     expect(after.some((e) => { const m = /(\d+)\/100/.exec(e.content); return m && Number(m[1]) > stepAtKill; })).toBe(true);
@@ -186,6 +237,52 @@ describe('the bot process killed mid-run', () => {
     const jobMessages = [...double.messages.values()].filter((m) => /Training job/.test(m.content));
     expect(jobMessages.map((m) => m.id)).toEqual([msg.id]);
     expect((await info(dir, (await folders(dir))[0]!)).status).toBe('succeeded');
+  });
+});
+
+describe('the bot process killed, and the job ending before a new one is up', () => {
+  it('the new bot process finishes the job\'s message with the result and the loss curve', async () => {
+    const { double, dir, h } = await discordStage();
+    const first = discordBot(double, h, dir);
+    await double.identified;
+    const { token } = double.slash('train', 'quick_test', {}, { id: '1600000000000000001', name: 'ada' });
+    const msg = await until('the job message', () => { const m = double.original(token); return m && /Training job/.test(m.content) && m; }, 30_000);
+    await until('the message id stored with the job', async () => (await h.app.bot.queue.pending())[0]?.data.origin.messageId === msg.id);
+    first.kill('SIGKILL');
+    await first;
+    const runner = runnerProcess(runnerEnv(h, dir)); // trains while no bot process is up
+    cleanups.push(async () => runner.child.kill('SIGKILL'));
+    await until('the job done', async () => (await h.app.bot.queue.queue.getJobCounts('completed')).completed === 1, 120_000);
+    expect(msg.content).not.toMatch(/✅/);
+
+    discordBot(double, h, dir);
+    await until('the result in the same message', () => /✅ job 1 done · final loss [\d.]+ 🔴 Underfitted/.test(msg.content), 60_000);
+    expect(msg.files.map((f) => f.name)).toEqual(['loss-curve-job-1.png']);
+    expect([...double.messages.values()].filter((m) => /Training job/.test(m.content))).toHaveLength(1);
+  });
+});
+
+describe('the bot process killed while an /ask waits', () => {
+  it('a new bot process finishes the ask\'s message with the answer that came while no bot was up', async () => {
+    const { double, dir, h } = await discordStage();
+    const first = discordBot(double, h, dir);
+    await double.identified;
+    const { token } = double.slash('ask', undefined, { model: 'base', prompt: 'Say hello to Ada.' }, { id: '1600000000000000001', name: 'ada' });
+    const msg = await until('the ask message', () => { const m = double.original(token); return m && /…/.test(m.content) && m; }, 30_000);
+    expect(msg.content).toMatch(/💬 \*\*base\*\* · ada asked: Say hello to Ada\.\n…/);
+    const asks = h.app.bot.asks.queue;
+    await until('the message id stored with the ask', async () => (await asks.getJobs(['waiting']))[0]?.data.origin.messageId === msg.id);
+    first.kill('SIGKILL');
+    await first;
+
+    const runner = runnerProcess(runnerEnv(h, dir)); // the answer comes while no bot process is up
+    cleanups.push(async () => runner.child.kill('SIGKILL'));
+    await until('the ask answered', async () => (await asks.getJobCounts('completed')).completed === 1, 90_000);
+    expect(msg.content).toMatch(/\n…$/);
+
+    discordBot(double, h, dir);
+    await until('the answer in the same message', () => /— base · \d+ tokens/.test(msg.content), 60_000);
+    expect([...double.messages.values()].filter((m) => /💬 \*\*base\*\*/.test(m.content))).toHaveLength(1);
   });
 });
 
@@ -242,8 +339,9 @@ describe('a trainer that fails', () => {
   });
 
   it('hanging without output: the watchdog stops it after TRAINER_STALL_TIMEOUT_S', async () => {
-    const { line, dir, names } = await failingRun({ TRAINER_STALL_TIMEOUT_S: '2', TRAINER_KILL_GRACE_MS: '500' }, async (_dir, pid) => void process.kill(pid, 'SIGSTOP'));
-    expect(line).toMatch(/failed: the trainer printed nothing for 2 s and was stopped \(TRAINER_STALL_TIMEOUT_S=2\)/);
+    // above the silence of Python's imports at the start (a few seconds here), which the watchdog also watches
+    const { line, dir, names } = await failingRun({ TRAINER_STALL_TIMEOUT_S: '10', TRAINER_KILL_GRACE_MS: '500' }, async (_dir, pid) => void process.kill(pid, 'SIGSTOP'));
+    expect(line).toMatch(/failed: the trainer printed nothing for 10 s and was stopped \(TRAINER_STALL_TIMEOUT_S=10\)/);
     expect((await info(dir, names[0]!)).status).toBe('failed');
   });
 

@@ -253,3 +253,18 @@ def _run_env(models, env, *args):
                           capture_output=True, text=True, cwd=REPO, timeout=300,
                           env={**os.environ, "TOKENIZERS_PARALLELISM": "false", **env})
     return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+
+
+def test_a_checkpoint_cut_short_by_a_kill_is_passed_over_for_the_one_before(tmp_path):
+    """A runner killed while its trainer saved leaves a checkpoint with an empty or partial state: resume must not
+    trip on it (it did: JSONDecodeError) but take the newest whole one."""
+    from train import newest_checkpoint
+    for step, state in [(10, '{"global_step": 10, "log_history": []}'), (20, ""), (30, '{"global_step": 3')]:
+        c = tmp_path / f"checkpoint-{step}"
+        c.mkdir()
+        (c / "trainer_state.json").write_text(state)
+        (c / "adapter_model.safetensors").write_bytes(b"x" * 16)
+    (tmp_path / "checkpoint-40").mkdir()  # the kill came before anything was written
+    assert newest_checkpoint(tmp_path).name == "checkpoint-10"
+    (tmp_path / "checkpoint-10" / "adapter_model.safetensors").write_bytes(b"")
+    assert newest_checkpoint(tmp_path) is None
