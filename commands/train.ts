@@ -49,7 +49,7 @@ async function queueTraining(profile: string, ctx: CommandContext, args: Record<
     throw e;
   }
   // the message id lives with the job, so a restarted bot edits the same message
-  await job.updateData({ ...data, origin: { ...data.origin, messageId: ref.id } }).catch(() => undefined);
+  await watcher.remember(job, data, ref);
   void watcher.follow(job.id!, ctx.surface, ref, { data, status, intervalMs: ctx.bot.config.progressEditIntervalMs });
 }
 

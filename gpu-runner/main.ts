@@ -23,7 +23,7 @@ async function main(): Promise<number> {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  log.info('stopping: the running job (if any) is cancelled and its folder marked');
+  log.info('stopping: the running job (if any) is interrupted and goes back to the queue, to resume from its checkpoint');
   await runner.close();
   await closeRedis(connection);
   return 0;

@@ -9,7 +9,7 @@ import { readFile, statfs } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, type Config } from '../src/config.ts';
-import { ASK_QUEUE, AskJobData, keys, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, type AskResult, type TrainResult } from '../src/jobs.ts';
+import { ASK_QUEUE, AskJobData, keys, parseJsonOrNull, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, type AskResult, type TrainResult } from '../src/jobs.ts';
 import { logger } from '../src/log.ts';
 import { markFolderFailed } from '../src/model-registry.ts';
 import { closeRedis, duplicateRedis } from '../src/redis.ts';
@@ -119,6 +119,8 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     const stop = new AbortController();
     // A user's cancel stops the run for good; the runner going away (shutdown) interrupts it, to be resumed.
     signal?.addEventListener('abort', () => stop.abort(signal.reason === 'cancelled' ? 'cancelled' : INTERRUPT), { once: true });
+    // aborted while it was being picked up (the runner began to shut down): an aborted signal fires no listener
+    if (signal?.aborted) throw new Error(`${SHUTDOWN} (${name}, before the trainer started)`);
     const report = latestOnly(async () => {
       await job.updateProgress({ ...progress, notices: [...progress.notices] });
       if (!stop.signal.aborted && (await readCancelFlag(connection, prefix, id))) stop.abort('cancelled');
@@ -153,12 +155,13 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       await report.flush();
       log.info(`job ${id}: done, ${done.model_name}, final loss ${done.final_loss}`);
       // The whole run's losses (a resumed run logged only its own part): the trainer wrote them beside the adapter.
-      const history = await readFile(join(done.output_dir, 'loss_history.json'), 'utf8').then(JSON.parse, () => null);
-      if (Array.isArray(history) && history.length >= losses.length) losses = history.map((x) => (Number.isFinite(x) ? x : null));
+      const history = await readFile(join(done.output_dir, 'loss_history.json'), 'utf8').then(parseJsonOrNull, () => null);
+      const whole = Array.isArray(history) && history.length >= losses.length;
+      if (whole) losses = history.map((x) => (typeof x === 'number' && Number.isFinite(x) ? x : null));
       return {
         modelName: done.model_name,
         losses,
-        firstStep: Array.isArray(history) ? 1 : (progress.firstStep?.step ?? 1),
+        firstStep: whole ? 1 : (progress.firstStep?.step ?? 1),
         finalLoss: done.final_loss,
         band: done.band,
         steps: done.steps,
@@ -179,7 +182,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
         throw new Error(`${SHUTDOWN} (${name}, at step ${progress.step})`);
       }
       // The trainer could not say it failed (killed by the watchdog or the kernel): the runner marks its folder.
-      if (progress.modelName) await markFolderFailed(config.modelsDir, progress.modelName, e.message).catch((m) => log.warn('could not mark the folder', m));
+      if (!e.reported && progress.modelName) await markFolderFailed(config.modelsDir, progress.modelName, e.message).catch((m) => log.warn('could not mark the folder', m));
       // A trainer failure repeats on a retry (bad data, out of memory): fail now, with its one line.
       throw new UnrecoverableError(e.message);
     } finally {

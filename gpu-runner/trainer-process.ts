@@ -23,6 +23,8 @@ export class TrainerFailed extends Error {
   constructor(
     readonly kind: TrainerFailureKind,
     message: string,
+    /** The trainer said so itself (an error line), and marked its folder; false: it died or was stopped unheard. */
+    readonly reported = false,
   ) {
     super(message);
   }
@@ -74,7 +76,7 @@ export async function runTrainer(run: TrainerRun): Promise<DoneMessage> {
     clearTimeout(watchdog);
     watchdog = setTimeout(() => {
       const s = Math.round(run.stallTimeoutMs! / 1000);
-      stop(new TrainerFailed('hung', `the trainer printed nothing for ${s} s and was stopped (TRAINER_STALL_TIMEOUT_S=${s})`), 'SIGKILL');
+      stop(new TrainerFailed('hung', `the trainer printed nothing for ${s} s and was stopped (TRAINER_STALL_TIMEOUT_S=${s}); /train again, and raise the setting if the model loads slowly`), 'SIGKILL');
     }, run.stallTimeoutMs);
   };
   heard();
@@ -99,7 +101,7 @@ export async function runTrainer(run: TrainerRun): Promise<DoneMessage> {
     }
     const message = parsed.message;
     if (message.type === 'done') done = message;
-    if (message.type === 'error') reported = new TrainerFailed(message.kind, message.message);
+    if (message.type === 'error') reported = new TrainerFailed(message.kind, message.message, true);
     try {
       await run.onMessage(message);
     } catch (e) {

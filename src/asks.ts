@@ -13,8 +13,8 @@ import { logger } from './log.ts';
 
 const log = logger('asks');
 const CURSOR = ' ▍';
-/** How far back a restarted bot looks for answers that came while no bot process was there to show them. */
-const UNDELIVERED_WINDOW_MS = 30 * 60_000;
+/** How long an ask's message waits for its answer to be shown: a bot started within this shows it. */
+const UNDELIVERED_TTL_S = 24 * 3600;
 
 interface Followed {
   live: LiveMessage;
@@ -77,7 +77,12 @@ export class Asks {
 
   /** Stores the answer message's id with the ask, so a bot process that restarts can finish that message. */
   async remember(job: Job, ref: MessageRef): Promise<void> {
-    await job.updateData({ ...job.data, origin: { ...job.data.origin, channelId: ref.channelId, messageId: ref.id } }).catch((e) => log.debug(`ask ${job.id}: message id not stored: ${(e as Error).message}`));
+    await orUnavailable(
+      Promise.all([
+        job.updateData({ ...job.data, origin: { ...job.data.origin, channelId: ref.channelId, messageId: ref.id } }),
+        this.connection.set(this.undeliveredKey(job.id!), '1', 'EX', UNDELIVERED_TTL_S),
+      ]),
+    ).catch((e) => log.debug(`ask ${job.id}: message id not stored: ${(e as Error).message}`));
   }
 
   /** What happens once an ask is answered: a /chat turn stores the exchange in its conversation. */
@@ -102,7 +107,7 @@ export class Asks {
       if (!data.success || !job.id || this.followed.has(job.id)) continue;
       const { origin, header } = data.data;
       if (origin.platform !== surface.platform || !origin.messageId || header === undefined) continue;
-      if (job.finishedOn && (Date.now() - job.finishedOn > UNDELIVERED_WINDOW_MS || (await this.delivered(job.id)))) continue;
+      if ((await this.connection.exists(this.undeliveredKey(job.id)).catch(() => 0)) !== 1) continue;
       const ref = { channelId: origin.channelId, id: origin.messageId };
       void this.follow(job.id, surface, ref, header, `${header}\n…`, intervalMs, this.afterAnswer(data.data));
       resumed.push(job.id);
@@ -110,12 +115,8 @@ export class Asks {
     return resumed;
   }
 
-  private deliveredKey(jobId: string): string {
-    return `${this.prefix}:ask-delivered:${jobId}`;
-  }
-
-  private async delivered(jobId: string): Promise<boolean> {
-    return (await this.connection.exists(this.deliveredKey(jobId)).catch(() => 0)) === 1;
+  private undeliveredKey(jobId: string): string {
+    return `${this.prefix}:ask-undelivered:${jobId}`;
   }
 
   async add(data: AskJobData) {
@@ -160,9 +161,9 @@ export class Asks {
     if (!f) return;
     this.followed.delete(jobId);
     await f.live.finish(`${f.header}\n${body}`);
-    // Shown: a restarted bot leaves this one alone. (A crash between the edit and this line edits it once more.)
-    await this.connection.set(this.deliveredKey(jobId), '1', 'EX', Math.ceil(UNDELIVERED_WINDOW_MS / 1000) * 2).catch(() => undefined);
     if (result && f.after) await f.after(result).catch((e) => log.warn(`after the answer to ask ${jobId}`, e));
+    // Shown (and a /chat turn stored): a bot that starts later leaves it alone. A crash before this shows it again.
+    await this.connection.del(this.undeliveredKey(jobId)).catch(() => undefined);
     f.settle(result);
   }
 }

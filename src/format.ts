@@ -68,7 +68,9 @@ export function finishedLine(id: string, result: TrainResult): string {
 
 export const noticeLine = (id: string, notice: string) => `ℹ️ job ${id}: ${notice}`;
 
-export function failedLine(id: string, reason: string): string {
+export function failedLine(id: string, raw: string): string {
+  // BullMQ's own words when a job's runners died once too often (maxStalledCount), said so a user can act on it
+  const reason = /stalled more than allowable limit/.test(raw) ? 'its runners stopped mid-run too often; /train again' : raw;
   const cancelled = /^cancelled/.test(reason);
   return `${cancelled ? '🛑' : '❌'} job ${id} ${cancelled ? reason : `failed: ${reason}`}`;
 }

@@ -3,10 +3,11 @@
  * live message (a header line, then a status line that shows progress) that ends with the result or the failure, the
  * loss curve attached where the platform can, and a mention of whoever asked.
  */
-import { QueueEvents } from 'bullmq';
+import { QueueEvents, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatSurface, MessageRef } from './command-kit.ts';
 import { failedLine, finishedLine, jobHeader, noticeLine, progressLine } from './format.ts';
+import { orUnavailable } from './errors.ts';
 import { parseJsonOrNull, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from './log.ts';
@@ -14,8 +15,8 @@ import { renderLossCurve } from './loss-curve.ts';
 import type { TrainQueue } from './queue.ts';
 
 const log = logger('watcher');
-/** How far back a restarted bot looks for jobs that ended while no bot process was there to show it. */
-const UNDELIVERED_WINDOW_MS = 24 * 3600_000;
+/** How long a job's message waits for its last edit: a bot started within this finishes what ended unseen. */
+const UNDELIVERED_TTL_S = 7 * 24 * 3600;
 
 export type JobOutcome = { state: 'completed'; result: TrainResult } | { state: 'failed' | 'cancelled'; reason: string };
 
@@ -107,18 +108,31 @@ export class JobWatcher {
     }
     for (const job of await this.queue.queue.getJobs(['completed', 'failed'], 0, 199)) {
       const data = TrainJobData.safeParse(job.data);
-      if (!data.success || !job.id || !job.finishedOn || this.followed.has(job.id)) continue;
+      if (!data.success || !job.id || this.followed.has(job.id)) continue;
       const { origin } = data.data;
-      if (origin.platform !== surface.platform || !origin.messageId || Date.now() - job.finishedOn > UNDELIVERED_WINDOW_MS) continue;
-      if ((await this.connection.exists(this.deliveredKey(job.id)).catch(() => 1)) === 1) continue;
+      if (origin.platform !== surface.platform || !origin.messageId) continue;
+      if ((await this.connection.exists(this.undeliveredKey(job.id)).catch(() => 0)) !== 1) continue;
       void this.follow(job.id, surface, { channelId: origin.channelId, id: origin.messageId }, { data: data.data, status: '…', intervalMs });
       resumed.push(job.id);
     }
     return resumed;
   }
 
-  private deliveredKey(jobId: string): string {
-    return `${this.queue.prefix}:job-delivered:${jobId}`;
+  /**
+   * Stores the job's message id with it, so a restarted bot edits the same message, and marks the message as not
+   * yet ended: the mark goes when its last edit is made, and a bot that starts while it is there makes that edit.
+   */
+  async remember(job: Job, data: TrainJobData, ref: MessageRef): Promise<void> {
+    await orUnavailable(
+      Promise.all([
+        job.updateData({ ...data, origin: { ...data.origin, messageId: ref.id } }),
+        this.connection.set(this.undeliveredKey(job.id!), '1', 'EX', UNDELIVERED_TTL_S),
+      ]),
+    ).catch((e) => log.debug(`job ${job.id}: message id not stored: ${(e as Error).message}`));
+  }
+
+  private undeliveredKey(jobId: string): string {
+    return `${this.queue.prefix}:job-undelivered:${jobId}`;
   }
 
   /** Jobs this process follows that have not ended. */
@@ -174,7 +188,7 @@ export class JobWatcher {
       await f.live.finish(text);
     }
     // Shown: a bot process that starts later leaves this message alone.
-    await this.connection.set(this.deliveredKey(jobId), '1', 'EX', (UNDELIVERED_WINDOW_MS / 1000) * 2).catch(() => undefined);
+    await this.connection.del(this.undeliveredKey(jobId)).catch(() => undefined);
     // An edit notifies nobody: whoever asked hears of the end through a new message that mentions them.
     const { requestedBy } = f.data;
     if (f.surface.mention && requestedBy.platform === f.surface.platform) {

@@ -109,7 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--job-id", default="", help="recorded in training_info.txt")
     p.add_argument("--requested-by", default="", help="recorded in training_info.txt")
     p.add_argument("--resume", metavar="MODEL_NAME",
-                   help="continue this unfinished folder of --models-dir from its newest checkpoint-*")
+                   help="continue this folder of --models-dir from its newest checkpoint-* (a finished one is "
+                        "reported done; a missing one starts a new folder)")
     args = p.parse_args(argv)
     problems = []
     if args.resume is not None:
@@ -228,27 +229,44 @@ def main(argv: list[str] | None = None) -> int:
     scheduler = args.scheduler or OVERRIDES["scheduler"]["default"]
     base_model = str(ensure_tiny(DEFAULT_TINY_DIR)) if args.base_model == "tiny" else args.base_model
     base_name = args.base_name or base_name_for(args.base_model)
-    if args.resume:
-        folder = args.models_dir / args.resume
-        if not lock_folder(folder, LOCK_WAIT_S):
-            protocol.emit("error", kind="failed", message=f"another trainer still holds {folder.name}")
-            return EXIT_FAILED
-        facts: dict = read_training_info(folder)
-        checkpoint = newest_checkpoint(folder)
-        resumed_from = int(checkpoint.name.split("-")[1]) if checkpoint else 0
-        losses: list[float] = checkpoint_losses(checkpoint) if checkpoint else []
-        facts.update(status="running", resumes=int(facts.get("resumes", 0)) + 1, resumed_from_step=resumed_from)
-        for stale in ("error", "finished_at"):
-            facts.pop(stale, None)
-    else:
-        folder = make_model_dir(args.models_dir, base_name, args.profile, datetime.now())
-        lock_folder(folder, 0)
-        facts = {"status": "running", "model_name": folder.name, "profile": args.profile,
-                 "base_model": args.base_model, "job_id": args.job_id, "requested_by": args.requested_by,
-                 "started_at": datetime.now().astimezone().isoformat(timespec="seconds")}
-        checkpoint, resumed_from, losses = None, None, []
-    write_training_info(folder, facts)
-    step_count = resumed_from or 0
+    folder: Path | None = None
+    facts: dict = {}
+    checkpoint, resumed_from, losses, step_count = None, None, [], 0
+    try:
+        earlier = args.models_dir / args.resume if args.resume else None
+        if earlier is not None and not (earlier / INFO_FILE).is_file():
+            protocol.emit("notice", message=f"the earlier attempt's folder {args.resume} is not in this runner's "
+                                            "models folder: training again from step 0")
+            earlier = None
+        if earlier is not None:
+            if not lock_folder(earlier, LOCK_WAIT_S):
+                # Its trainer is still stopping (or a stale lock on shared storage): another try, a little later.
+                protocol.emit("error", kind="interrupted", message=f"another trainer is still writing {earlier.name}; "
+                                                                   "the job will be tried again")
+                return EXIT_CANCELLED
+            folder = earlier
+            facts = read_training_info(folder)
+            if facts.get("status") == "succeeded":  # it finished before its runner could say so
+                return report_finished(args.models_dir, folder, facts)
+            checkpoint = newest_checkpoint(folder)
+            resumed_from = int(checkpoint.name.split("-")[1]) if checkpoint else 0
+            losses = checkpoint_losses(checkpoint) if checkpoint else []
+            facts.update(status="running", resumes=int(facts.get("resumes", 0)) + 1, resumed_from_step=resumed_from)
+            for stale in ("error", "finished_at"):
+                facts.pop(stale, None)
+        else:
+            folder = make_model_dir(args.models_dir, base_name, args.profile, datetime.now())
+            lock_folder(folder, 0)
+            facts = {"status": "running", "model_name": folder.name, "profile": args.profile,
+                     "base_model": args.base_model, "job_id": args.job_id, "requested_by": args.requested_by,
+                     "started_at": datetime.now().astimezone().isoformat(timespec="seconds")}
+        write_training_info(folder, facts)
+        step_count = resumed_from or 0
+    except Cancelled as c:  # a signal while waiting for the folder: nothing of ours to mark
+        if folder is not None and facts.get("status") == "running":
+            _finish_failed(folder, facts, step_count, c.kind, f"{c.kind} before training began")
+        protocol.emit("error", kind=c.kind, message=f"{c.kind} before training began")
+        return EXIT_CANCELLED
     try:
         import torch
         backend = args.backend if args.backend != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -327,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                      duration_s=round(time.time() - started, 1),
                      finished_at=datetime.now().astimezone().isoformat(timespec="seconds"))
         write_training_info(folder, facts)
-        (folder / "loss_history.json").write_text(json.dumps(losses) + "\n")
+        # null for a loss that was not finite: strict JSON, readable by the runner (JSON.parse has no NaN)
+        (folder / "loss_history.json").write_text(json.dumps([protocol.finite_or_none(x) for x in losses]) + "\n")
         moved = band["id"] != "diverged"
         if moved:
             move_latest(args.models_dir, folder)
@@ -374,12 +393,21 @@ def resume_problems(models_dir: Path, name: str) -> list[str]:
     did not succeed."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or ".." in name:
         return [f"--resume takes a model folder's name, not '{name[:80]}'"]
-    folder = models_dir / name
-    if not (folder / INFO_FILE).is_file():
-        return [f"nothing to resume: {name} is not a model folder in {models_dir}"]
-    if read_training_info(folder).get("status") == "succeeded":
-        return [f"{name} already finished; there is nothing to resume"]
     return []
+
+
+def report_finished(models_dir: Path, folder: Path, facts: dict) -> int:
+    """--resume of a folder whose run had already succeeded (its runner died between the trainer's end and telling
+    the queue): say done again, from what the folder records, so the job succeeds instead of failing or training
+    twice."""
+    loss = float(facts.get("final_loss", "nan"))
+    latest = models_dir / "latest"
+    protocol.emit("done", model_name=folder.name, output_dir=str(folder.resolve()),
+                  final_loss=protocol.finite_or_none(loss), band=facts.get("band", band_for(loss)["id"]),
+                  steps=int(facts.get("steps", 0)), epochs=float(facts.get("epochs_seen", 0)),
+                  duration_s=float(facts.get("duration_s", 0)),
+                  latest=latest.is_symlink() and os.readlink(latest) == folder.name)
+    return 0
 
 
 def newest_checkpoint(folder: Path) -> Path | None:

@@ -173,15 +173,21 @@ def test_an_interrupted_run_resumes_from_its_newest_checkpoint_and_ends_as_if_ne
     assert os.readlink(tmp_path / "latest") == name
 
 
-def test_resume_refuses_paths_and_finished_runs(tmp_path, trained):
+def test_resume_refuses_paths_reports_a_finished_run_done_and_starts_afresh_without_its_folder(tmp_path, trained):
     models, messages = trained
     for bad in ["../etc", "/tmp", "a/b", ".hidden"]:
         code, out, _ = run_train(models, "--profile", "quick_test", "--resume", bad)
         assert code == 2 and out[0]["kind"] == "bad_input" and "model folder's name" in out[0]["message"]
-    code, out, _ = run_train(models, "--profile", "quick_test", "--resume", messages[-1]["model_name"])
-    assert code == 2 and "already finished" in out[0]["message"]
-    code, out, _ = run_train(models, "--profile", "quick_test", "--resume", "nope_quick_test_20260101_0000")
-    assert code == 2 and "nothing to resume" in out[0]["message"]
+    # finished before its runner could tell the queue: done again, from the folder's record, nothing trained
+    name = messages[-1]["model_name"]
+    code, out, _ = run_train(models, "--profile", "quick_test", "--resume", name)
+    assert code == 0 and [m["type"] for m in out] == ["done"]
+    assert out[0]["model_name"] == name and out[0]["final_loss"] == round(messages[-1]["final_loss"], 4)
+    assert out[0]["latest"] is True and out[0]["steps"] == 30
+    # the earlier attempt's folder is not here (another runner's disk): a new run, said so
+    code, out, _ = run_train(tmp_path, "--profile", "quick_test", "--resume", "gone_quick_test_20260101_0000")
+    assert code == 0 and "not in this runner's models folder" in out[0]["message"]
+    assert out[1]["type"] == "start" and out[1]["resumed_from_step"] is None and out[-1]["type"] == "done"
 
 
 def test_a_trainer_whose_parent_dies_interrupts_itself(tmp_path):
