@@ -1,10 +1,24 @@
-/** /models list and /models info: the trained adapters in models/, their bands and facts, and which one is latest. */
-import { defineCommand } from '../src/command-kit.ts';
-import { modelInfo, modelList } from '../src/format.ts';
+/**
+ * /models: list the trained adapters, show one, compare two, and manage which one is latest: promote (a rollback) and
+ * archive. Promote and archive need ALLOW_MANAGE_MODELS, and their answer is public: the channel sees who did it.
+ */
+import { defineCommand, type CommandContext } from '../src/command-kit.ts';
+import { modelComparison, modelInfo, modelList } from '../src/format.ts';
+import { InvalidInput } from '../src/errors.ts';
+import { renderLossCurves, type LossSeries } from '../src/loss-curve.ts';
+
+const modelOption = (name: string, description: string) => ({ name, description, type: 'string' as const, required: true, autocomplete: 'model' as const });
+
+/** Answers in the channel, with the loss curves attached where the platform takes files. */
+async function replyWithCurves(ctx: CommandContext, text: string, series: LossSeries[], fileName: string, title: string): Promise<void> {
+  const ref = await ctx.reply(text);
+  if (!ctx.surface.finish || series.every((s) => s.losses.length === 0)) return;
+  await ctx.surface.finish(ref, text, { name: fileName, data: renderLossCurves(series), title });
+}
 
 export default defineCommand({
   name: 'models',
-  description: 'List the trained models, or show one',
+  description: 'List, show, compare, promote or archive the trained models',
   subcommandLabel: 'action',
   subcommands: [
     {
@@ -17,11 +31,46 @@ export default defineCommand({
     },
     {
       name: 'info',
-      description: 'every fact of one model from its training_info.txt, and its size on disk',
-      options: [{ name: 'name', description: 'a model folder name, or latest', type: 'string', required: true, autocomplete: 'model' }],
+      description: 'every fact of one model from its training_info.txt, its size on disk and its loss curve',
+      options: [modelOption('name', 'a model folder name, or latest')],
       async run(ctx, args) {
-        const model = await ctx.bot.models.find(String(args.name));
-        await ctx.reply(modelInfo(model, await ctx.bot.models.size(model.name)));
+        const { models } = ctx.bot;
+        const model = await models.find(String(args.name));
+        const text = modelInfo(model, await models.size(model.name));
+        await replyWithCurves(ctx, text, [{ losses: await models.losses(model.name) }], `loss-curve-${model.name}.png`, `Loss curve of ${model.name}`);
+      },
+    },
+    {
+      name: 'compare',
+      description: 'two models: their loss curves in one image and their settings side by side',
+      options: [modelOption('a', 'the first model (blue)'), modelOption('b', 'the second model (orange)')],
+      async run(ctx, args) {
+        const { models } = ctx.bot;
+        const [a, b] = await Promise.all([models.find(String(args.a)), models.find(String(args.b))]);
+        if (a.name === b.name) throw new InvalidInput(`that is ${a.name} twice; name two different models`);
+        const series = await Promise.all([a, b].map(async (m) => ({ losses: await models.losses(m.name) })));
+        await replyWithCurves(ctx, modelComparison(a, b), series, `loss-curves-${a.name}-vs-${b.name}.png`, `Loss curves of ${a.name} and ${b.name}`);
+      },
+    },
+    {
+      name: 'promote',
+      description: 'point latest at this model (a rollback); everyone sees who did it',
+      permission: 'manage_models',
+      options: [modelOption('name', 'the model latest should be')],
+      async run(ctx, args) {
+        const { model, previous } = await ctx.bot.models.promote(String(args.name));
+        const was = previous === model.name ? ' (it already was)' : previous ? ` (was \`${previous}\`)` : '';
+        await ctx.reply(`🔁 ${ctx.user.name} made \`${model.name}\` latest${was}; /ask latest now answers with it`);
+      },
+    },
+    {
+      name: 'archive',
+      description: 'move a model to archive/: out of the list, kept on disk; everyone sees who did it',
+      permission: 'manage_models',
+      options: [modelOption('name', 'the model to archive (not latest)')],
+      async run(ctx, args) {
+        const model = await ctx.bot.models.archive(String(args.name));
+        await ctx.reply(`🗄️ ${ctx.user.name} archived \`${model.name}\` (kept in archive/)`);
       },
     },
   ],

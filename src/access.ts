@@ -2,12 +2,13 @@
  * Who may do what, from settings. A rule is a comma-separated list of principals: `*` (everyone), `user:<id>`,
  * `role:<id>` (a Discord role), `group:<id>` (a Slack user group) or `channel:<id>`. An empty rule allows nobody.
  */
-export type Permission = 'train' | 'cancel_any' | 'ask';
+export type Permission = 'train' | 'cancel_any' | 'ask' | 'manage_models';
 
 export const PERMISSION_SETTINGS: Record<Permission, string> = {
   train: 'ALLOW_TRAIN',
   cancel_any: 'ALLOW_CANCEL_ANY',
   ask: 'ALLOW_ASK',
+  manage_models: 'ALLOW_MANAGE_MODELS',
 };
 
 export interface Caller {

@@ -160,9 +160,10 @@ export class Asks {
     const f = this.followed.get(jobId);
     if (!f) return;
     this.followed.delete(jobId);
-    await f.live.finish(`${f.header}\n${body}`);
+    // A /chat turn is stored before its answer shows as ended: a reply typed at once then has it in its history.
     if (result && f.after) await f.after(result).catch((e) => log.warn(`after the answer to ask ${jobId}`, e));
-    // Shown (and a /chat turn stored): a bot that starts later leaves it alone. A crash before this shows it again.
+    await f.live.finish(`${f.header}\n${body}`);
+    // Shown (and stored): a bot that starts later leaves it alone. A crash before this shows it again.
     await this.connection.del(this.undeliveredKey(jobId)).catch(() => undefined);
     f.settle(result);
   }

@@ -60,6 +60,7 @@ const EnvSchema = z.object({
   ALLOW_TRAIN: rule.default(['*']),
   ALLOW_CANCEL_ANY: rule.default([]),
   ALLOW_ASK: rule.default(['*']),
+  ALLOW_MANAGE_MODELS: rule.default(['*']),
   ASKS_PER_MINUTE: z.coerce.number().int().positive().default(10),
   MAX_QUEUED_PER_USER: z.coerce.number().int().positive().default(3),
 });
@@ -168,7 +169,7 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
       : slackMode === 'socket'
         ? { botToken: e.SLACK_BOT_TOKEN, mode: 'socket', appToken: e.SLACK_APP_TOKEN!, apiUrl: e.SLACK_API_URL }
         : { botToken: e.SLACK_BOT_TOKEN, mode: 'http', signingSecret: e.SLACK_SIGNING_SECRET!, port: e.SLACK_PORT, apiUrl: e.SLACK_API_URL },
-    access: { train: e.ALLOW_TRAIN, cancel_any: e.ALLOW_CANCEL_ANY, ask: e.ALLOW_ASK },
+    access: { train: e.ALLOW_TRAIN, cancel_any: e.ALLOW_CANCEL_ANY, ask: e.ALLOW_ASK, manage_models: e.ALLOW_MANAGE_MODELS },
     maxQueuedPerUser: e.MAX_QUEUED_PER_USER,
     asksPerMinute: e.ASKS_PER_MINUTE,
     secrets: secrets.filter((s) => s.length >= 4),

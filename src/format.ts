@@ -108,6 +108,17 @@ export function modelInfo(model: ModelEntry, bytes: number): string {
   ].join('\n');
 }
 
+/** The settings and results that tell two runs apart, side by side; the differing ones marked. */
+const COMPARED = ['status', 'final_loss', 'quality', 'profile', 'base_model', 'lora_r', 'scheduler', 'learning_rate', 'steps', 'epochs_seen', 'dataset_examples', 'batch_size', 'grad_accum', 'max_seq_length', 'adapted_modules', 'trainable_parameters', 'backend', 'resumes', 'duration_s', 'finished_at'];
+
+export function modelComparison(a: ModelEntry, b: ModelEntry): string {
+  const rows = COMPARED.filter((k) => k in a.info || k in b.info).map((k) => {
+    const [x, y] = [a.info[k] ?? '—', b.info[k] ?? '—'];
+    return `${x === y ? ' ' : '≠'} ${k}: ${x} | ${y}`;
+  });
+  return [`**Comparing** 🔵 \`${a.name}\` | 🟠 \`${b.name}\``, ...rows].join('\n');
+}
+
 export function modelList(models: ModelEntry[]): string {
   if (models.length === 0) return 'No models yet. `/train quick_test` makes one in a few minutes.';
   const rows = models.map((m) => {

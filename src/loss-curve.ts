@@ -18,7 +18,8 @@ const BAND_COLOURS: Record<string, RGB> = {
   underfitted: [250, 222, 222],
   diverged: [240, 240, 240],
 };
-const LINE: RGB = [30, 80, 200];
+/** One colour per curve: blue, then orange (for /models compare), then green and purple. */
+const LINES: readonly RGB[] = [[30, 80, 200], [230, 120, 20], [40, 150, 60], [140, 60, 170]];
 const AXIS: RGB = [60, 60, 60];
 const GRID: RGB = [200, 200, 200];
 
@@ -81,9 +82,24 @@ function niceStep(range: number, count: number): number {
   return [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
 }
 
+export interface LossSeries {
+  losses: readonly (number | null)[];
+  /** The step of the first loss. */
+  firstStep?: number;
+}
+
 export function renderLossCurve(losses: readonly (number | null)[], firstStep = 1): Buffer {
+  return renderLossCurves([{ losses, firstStep }]);
+}
+
+/** Several runs' curves on one set of axes, each in its own colour (LINES, in order). */
+export function renderLossCurves(series: readonly LossSeries[]): Buffer {
   const canvas = new Canvas();
-  const points = losses.map((l, i) => ({ step: firstStep + i, loss: l })).filter((p): p is { step: number; loss: number } => p.loss !== null && Number.isFinite(p.loss));
+  const curves = series.map((c) =>
+    c.losses.map((l, i) => ({ step: (c.firstStep ?? 1) + i, loss: l })).filter((p): p is { step: number; loss: number } => p.loss !== null && Number.isFinite(p.loss)),
+  );
+  const points = curves.flat();
+  const firstStep = Math.min(...series.map((c) => c.firstStep ?? 1));
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
   const maxLoss = Math.max(1.2, ...points.map((p) => p.loss)) * 1.05;
@@ -110,8 +126,11 @@ export function renderLossCurve(losses: readonly (number | null)[], firstStep = 
   }
   canvas.rect(MARGIN.left, MARGIN.top, MARGIN.left, MARGIN.top + plotH, AXIS);
   canvas.rect(MARGIN.left, MARGIN.top + plotH, MARGIN.left + plotW, MARGIN.top + plotH, AXIS);
-  for (let i = 1; i < points.length; i++) canvas.line(px(points[i - 1]!.step), py(points[i - 1]!.loss), px(points[i]!.step), py(points[i]!.loss), LINE);
-  if (points.length === 1) canvas.rect(px(points[0]!.step) - 2, py(points[0]!.loss) - 2, px(points[0]!.step) + 2, py(points[0]!.loss) + 2, LINE);
+  curves.forEach((pts, n) => {
+    const colour = LINES[n % LINES.length]!;
+    for (let i = 1; i < pts.length; i++) canvas.line(px(pts[i - 1]!.step), py(pts[i - 1]!.loss), px(pts[i]!.step), py(pts[i]!.loss), colour);
+    if (pts.length === 1) canvas.rect(px(pts[0]!.step) - 2, py(pts[0]!.loss) - 2, px(pts[0]!.step) + 2, py(pts[0]!.loss) + 2, colour);
+  });
   return encodePng(canvas.pixels, WIDTH, HEIGHT);
 }
 

@@ -1,5 +1,5 @@
 /** Reads models/: the trained adapters, their facts from training_info.txt, and which one `latest` points at. */
-import { readdir, readFile, readlink, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rename, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidInput, UserError } from './errors.ts';
 import { isSafeModelName, parseModelName } from './model-names.ts';
@@ -74,6 +74,45 @@ export class ModelRegistry {
     if (name === 'latest') throw new UserError('no model is latest yet; /train quick_test makes one');
     const names = models.slice(0, 10).map((m) => m.name);
     throw new UserError(`no model '${name}'; ${names.length ? `try latest or one of ${names.join(', ')}` : 'there are no models yet'}`);
+  }
+
+  /**
+   * Points `latest` at a model (a rollback), atomically as the trainer does: a new link beside it, renamed over the
+   * old one. Only a model whose run succeeded; returns the model latest pointed at before.
+   */
+  async promote(name: string): Promise<{ model: ModelEntry; previous: string | null }> {
+    const model = await this.find(name);
+    if (model.status !== 'succeeded') throw new InvalidInput(`${model.name} did not finish training (${model.status}); only a finished model can be latest`);
+    const previous = await this.latestName();
+    const tmp = join(this.dir, `.latest.bot.${process.pid}`);
+    await unlink(tmp).catch(() => undefined);
+    await symlink(model.name, tmp);
+    await rename(tmp, join(this.dir, 'latest'));
+    return { model, previous };
+  }
+
+  /** Moves a model to archive/ (out of /models list, kept on disk). Not latest: promote another first. */
+  async archive(name: string): Promise<ModelEntry> {
+    if (name === 'latest') throw new InvalidInput('name the model itself, not latest');
+    const model = await this.find(name);
+    if (model.isLatest) throw new InvalidInput(`${model.name} is latest; /models promote another model first`);
+    if (model.status === 'running') throw new InvalidInput(`${model.name} is still training`);
+    await mkdir(join(this.dir, 'archive'), { recursive: true });
+    const target = join(this.dir, 'archive', model.name);
+    if (await stat(target).then(() => true, () => false)) throw new InvalidInput(`archive/ already holds a ${model.name}`);
+    await rename(join(this.dir, model.name), target);
+    return model;
+  }
+
+  /** A model's step losses, from loss_history.json (null where a loss was not finite); empty when it has none. */
+  async losses(name: string): Promise<(number | null)[]> {
+    const text = await readFile(join(this.dir, name, 'loss_history.json'), 'utf8').catch(() => '[]');
+    try {
+      const values: unknown = JSON.parse(text);
+      return Array.isArray(values) ? values.map((x) => (typeof x === 'number' && Number.isFinite(x) ? x : null)) : [];
+    } catch {
+      return [];
+    }
   }
 
   /** Bytes on disk under a model's folder. */

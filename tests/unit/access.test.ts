@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from '../../src/config.ts';
 const caller = (id: string, roles: string[] = []) => ({ id, name: id, platform: 'discord', roles });
 
 describe('access rules', () => {
-  const policy = new AccessPolicy({ train: parseRule('user:U1, role:R9,group:S7'), cancel_any: parseRule('channel:ops'), ask: parseRule('*') });
+  const policy = new AccessPolicy({ train: parseRule('user:U1, role:R9,group:S7'), cancel_any: parseRule('channel:ops'), ask: parseRule('*'), manage_models: parseRule('') });
 
   it('allows a listed user, a member of a listed role or group, and anyone in a listed channel', () => {
     expect(policy.allows('train', caller('U1'), 'c')).toBe(true);
