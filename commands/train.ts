@@ -49,7 +49,7 @@ async function queueTraining(profile: string, ctx: CommandContext, args: Record<
     throw e;
   }
   // the message id lives with the job, so a restarted bot edits the same message
-  await watcher.remember(job, data, ref);
+  await watcher.remember(job, ref);
   void watcher.follow(job.id!, ctx.surface, ref, { data, status, intervalMs: ctx.bot.config.progressEditIntervalMs });
 }
 

@@ -10,11 +10,10 @@ import { orUnavailable, UserError } from './errors.ts';
 import { ASK_QUEUE, AskJobData, AskProgress, AskResult, parseJsonOrNull } from './jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from './log.ts';
+import { UnfinishedMessages } from './unfinished.ts';
 
 const log = logger('asks');
 const CURSOR = ' ▍';
-/** How long an ask's message waits for its answer to be shown: a bot started within this shows it. */
-const UNDELIVERED_TTL_S = 24 * 3600;
 
 interface Followed {
   live: LiveMessage;
@@ -36,6 +35,7 @@ export class Asks {
   readonly queue: Queue;
   private readonly events: QueueEvents;
   private readonly followed = new Map<string, Followed>();
+  private readonly unfinished: UnfinishedMessages;
 
   constructor(
     private readonly connection: Redis,
@@ -43,6 +43,7 @@ export class Asks {
     private readonly chats?: ChatStore,
   ) {
     this.queue = new Queue(ASK_QUEUE, { connection, prefix });
+    this.unfinished = new UnfinishedMessages(connection, prefix, 'ask');
     this.events = new QueueEvents(ASK_QUEUE, { connection, prefix });
     this.events.on('progress', ({ jobId, data }) => {
       const p = AskProgress.safeParse(data);
@@ -76,13 +77,8 @@ export class Asks {
   }
 
   /** Stores the answer message's id with the ask, so a bot process that restarts can finish that message. */
-  async remember(job: Job, ref: MessageRef): Promise<void> {
-    await orUnavailable(
-      Promise.all([
-        job.updateData({ ...job.data, origin: { ...job.data.origin, channelId: ref.channelId, messageId: ref.id } }),
-        this.connection.set(this.undeliveredKey(job.id!), '1', 'EX', UNDELIVERED_TTL_S),
-      ]),
-    ).catch((e) => log.debug(`ask ${job.id}: message id not stored: ${(e as Error).message}`));
+  remember(job: Job, ref: MessageRef): Promise<void> {
+    return this.unfinished.remember(job, ref);
   }
 
   /** What happens once an ask is answered: a /chat turn stores the exchange in its conversation. */
@@ -100,23 +96,22 @@ export class Asks {
    * that were answered while no bot process was there to show it (their message still says "…").
    */
   async resume(surface: ChatSurface, intervalMs?: number): Promise<string[]> {
-    const jobs = await orUnavailable(this.queue.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed']));
     const resumed: string[] = [];
-    for (const job of jobs) {
-      const data = AskJobData.safeParse(job.data);
-      if (!data.success || !job.id || this.followed.has(job.id)) continue;
+    for (const id of await this.unfinished.ids()) {
+      if (this.followed.has(id)) continue;
+      const job = await orUnavailable(this.queue.getJob(id));
+      const data = AskJobData.safeParse(job?.data);
+      if (!data.success) {
+        await this.unfinished.finished(id); // removed meanwhile: nothing left to show
+        continue;
+      }
       const { origin, header } = data.data;
       if (origin.platform !== surface.platform || !origin.messageId || header === undefined) continue;
-      if ((await this.connection.exists(this.undeliveredKey(job.id)).catch(() => 0)) !== 1) continue;
       const ref = { channelId: origin.channelId, id: origin.messageId };
-      void this.follow(job.id, surface, ref, header, `${header}\n…`, intervalMs, this.afterAnswer(data.data));
-      resumed.push(job.id);
+      void this.follow(id, surface, ref, header, `${header}\n…`, intervalMs, this.afterAnswer(data.data));
+      resumed.push(id);
     }
     return resumed;
-  }
-
-  private undeliveredKey(jobId: string): string {
-    return `${this.prefix}:ask-undelivered:${jobId}`;
   }
 
   async add(data: AskJobData) {
@@ -164,7 +159,7 @@ export class Asks {
     if (result && f.after) await f.after(result).catch((e) => log.warn(`after the answer to ask ${jobId}`, e));
     await f.live.finish(`${f.header}\n${body}`);
     // Shown (and stored): a bot that starts later leaves it alone. A crash before this shows it again.
-    await this.connection.del(this.undeliveredKey(jobId)).catch(() => undefined);
+    await this.unfinished.finished(jobId);
     f.settle(result);
   }
 }

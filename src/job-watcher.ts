@@ -11,12 +11,11 @@ import { orUnavailable } from './errors.ts';
 import { parseJsonOrNull, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from './log.ts';
+import { UnfinishedMessages } from './unfinished.ts';
 import { renderLossCurve } from './loss-curve.ts';
 import type { TrainQueue } from './queue.ts';
 
 const log = logger('watcher');
-/** How long a job's message waits for its last edit: a bot started within this finishes what ended unseen. */
-const UNDELIVERED_TTL_S = 7 * 24 * 3600;
 
 export type JobOutcome = { state: 'completed'; result: TrainResult } | { state: 'failed' | 'cancelled'; reason: string };
 
@@ -44,11 +43,13 @@ interface Followed {
 export class JobWatcher {
   private readonly events: QueueEvents;
   private readonly followed = new Map<string, Followed>();
+  private readonly unfinished: UnfinishedMessages;
 
   constructor(
-    private readonly connection: Redis,
+    connection: Redis,
     private readonly queue: TrainQueue,
   ) {
+    this.unfinished = new UnfinishedMessages(connection, queue.prefix, 'job');
     // QueueEvents blocks on its connection: BullMQ duplicates this one for it, and closes the duplicate itself.
     this.events = new QueueEvents(TRAIN_QUEUE, { connection, prefix: queue.prefix });
     this.events.on('progress', ({ jobId, data }) => {
@@ -106,33 +107,29 @@ export class JobWatcher {
       void this.follow(job.id, surface, { channelId: origin.channelId, id: origin.messageId }, { data: job.data, status, intervalMs });
       resumed.push(job.id);
     }
-    for (const job of await this.queue.queue.getJobs(['completed', 'failed'], 0, 199)) {
-      const data = TrainJobData.safeParse(job.data);
-      if (!data.success || !job.id || this.followed.has(job.id)) continue;
+    // and those whose last edit never came: they ended while no bot process was up
+    for (const id of await this.unfinished.ids()) {
+      if (this.followed.has(id)) continue;
+      const job = await orUnavailable(this.queue.queue.getJob(id));
+      const data = TrainJobData.safeParse(job?.data);
+      if (!data.success) {
+        await this.unfinished.finished(id); // removed meanwhile (cancelled before it started, or trimmed)
+        continue;
+      }
       const { origin } = data.data;
       if (origin.platform !== surface.platform || !origin.messageId) continue;
-      if ((await this.connection.exists(this.undeliveredKey(job.id)).catch(() => 0)) !== 1) continue;
-      void this.follow(job.id, surface, { channelId: origin.channelId, id: origin.messageId }, { data: data.data, status: '…', intervalMs });
-      resumed.push(job.id);
+      void this.follow(id, surface, { channelId: origin.channelId, id: origin.messageId }, { data: data.data, status: '…', intervalMs });
+      resumed.push(id);
     }
     return resumed;
   }
 
   /**
    * Stores the job's message id with it, so a restarted bot edits the same message, and marks the message as not
-   * yet ended: the mark goes when its last edit is made, and a bot that starts while it is there makes that edit.
+   * yet ended: the mark goes with its last edit, and a bot that starts while it is there makes that edit.
    */
-  async remember(job: Job, data: TrainJobData, ref: MessageRef): Promise<void> {
-    await orUnavailable(
-      Promise.all([
-        job.updateData({ ...data, origin: { ...data.origin, messageId: ref.id } }),
-        this.connection.set(this.undeliveredKey(job.id!), '1', 'EX', UNDELIVERED_TTL_S),
-      ]),
-    ).catch((e) => log.debug(`job ${job.id}: message id not stored: ${(e as Error).message}`));
-  }
-
-  private undeliveredKey(jobId: string): string {
-    return `${this.queue.prefix}:job-undelivered:${jobId}`;
+  remember(job: Job, ref: MessageRef): Promise<void> {
+    return this.unfinished.remember(job, ref);
   }
 
   /** Jobs this process follows that have not ended. */
@@ -188,7 +185,7 @@ export class JobWatcher {
       await f.live.finish(text);
     }
     // Shown: a bot process that starts later leaves this message alone.
-    await this.connection.del(this.undeliveredKey(jobId)).catch(() => undefined);
+    await this.unfinished.finished(jobId);
     // An edit notifies nobody: whoever asked hears of the end through a new message that mentions them.
     const { requestedBy } = f.data;
     if (f.surface.mention && requestedBy.platform === f.surface.platform) {

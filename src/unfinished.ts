@@ -1,0 +1,42 @@
+/**
+ * Messages still waiting for their last edit, a job's or an ask's: the message id is stored with the job and the job's
+ * id joins one Redis set per kind; the last edit takes it out. A bot process that starts finishes what the set still
+ * holds (work that ended, or went on, while no bot process was up), reading only those jobs.
+ */
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { MessageRef } from './command-kit.ts';
+import { orUnavailable } from './errors.ts';
+import { logger } from './log.ts';
+
+const log = logger('unfinished');
+
+export class UnfinishedMessages {
+  private readonly key: string;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    kind: 'job' | 'ask',
+  ) {
+    this.key = `${prefix}:unfinished-messages:${kind}`;
+  }
+
+  /** Stores `ref` with the job (its origin's channel and message id) and marks its message as not yet ended. */
+  async remember(job: Job, ref: MessageRef): Promise<void> {
+    const origin = { ...job.data.origin, channelId: ref.channelId, messageId: ref.id };
+    await orUnavailable(Promise.all([job.updateData({ ...job.data, origin }), this.redis.sadd(this.key, job.id!)])).catch((e) =>
+      log.debug(`${job.id}: message id not stored: ${(e as Error).message}`),
+    );
+  }
+
+  /** The jobs whose messages still wait for their last edit. */
+  async ids(): Promise<string[]> {
+    return orUnavailable(this.redis.smembers(this.key));
+  }
+
+  /** The message got its last edit (or its job is gone): a bot that starts later leaves it alone. */
+  async finished(jobId: string): Promise<void> {
+    await this.redis.srem(this.key, jobId).catch(() => undefined);
+  }
+}
