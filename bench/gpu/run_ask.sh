@@ -12,16 +12,10 @@ PRESET=${1:-tiny}; WORK=${2:-/tmp/gpu-ask}; OUT_DIR=${3:-$WORK/out}
 N=${4:-5}; NP=${5:-$N}; BUDGET=${6:-}
 PY=${PYTHON:-python3}
 mkdir -p "$WORK" "$OUT_DIR"
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 UNSLOTH_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1
-export PYTHONUNBUFFERED=1
+source bench/gpu/env.sh
 t0=$SECONDS
-echo "== $PRESET $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader)"
-$PY - <<'PYEOF'
-import importlib.metadata as m, sys, torch
-print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda)
-print(" ".join(f"{n} {m.version(n)}" for n in ["unsloth", "unsloth_zoo", "peft", "transformers", "bitsandbytes",
-                                                "trl", "accelerate", "triton"]))
-PYEOF
+echo "== $PRESET"
+gpu_environment "$PY"
 echo "== build ($((SECONDS - t0)) s)"
 $PY bench/gpu/build_model.py --preset "$PRESET" --out "$WORK/gpt-oss-$PRESET" 2>&1 | tail -3 || exit 1
 echo "== train quick_test --backend cuda ($((SECONDS - t0)) s)"

@@ -13,23 +13,10 @@ WORK=${1:-/tmp/gpu-pipeline}
 OUT_DIR=${2:-$WORK/out}
 PY=${PYTHON:-python3}
 mkdir -p "$WORK" "$OUT_DIR"
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 UNSLOTH_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1
-export PYTHONUNBUFFERED=1
+source bench/gpu/env.sh
 status=0
 
-echo "== environment $(date -u +%FT%TZ)"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-$PY - <<'EOF'
-import importlib.metadata as m, sys, torch
-print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda,
-      "gpu", torch.cuda.get_device_name(0))
-for n in ["unsloth", "unsloth_zoo", "trl", "peft", "bitsandbytes", "transformers", "accelerate", "datasets",
-          "tokenizers", "safetensors", "triton", "xformers", "torchao"]:
-    try:
-        print(f"  {n} {m.version(n)}")
-    except m.PackageNotFoundError:
-        print(f"  {n} (not installed)")
-EOF
+gpu_environment "$PY"
 
 echo "== build the tiny gpt-oss (bf16, random weights)"
 $PY bench/gpu/build_model.py --preset tiny --out "$WORK/gpt-oss-tiny" || status=1

@@ -13,14 +13,11 @@ WORK=${1:-/tmp/gpu-runner}
 OUT_DIR=${2:-$WORK/out}
 PY=${PYTHON:-$(command -v python3)}  # an absolute path: the config resolves a relative one from the repository
 mkdir -p "$WORK" "$OUT_DIR"
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 UNSLOTH_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1
-export PYTHONUNBUFFERED=1
+source bench/gpu/env.sh
 status=0
 
-echo "== environment $(date -u +%FT%TZ)"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+gpu_environment "$PY"
 echo "node $(node --version), $(redis-server --version | cut -d' ' -f1-3)"
-$PY -c 'import importlib.metadata as m, torch; print("torch", torch.__version__, "unsloth", m.version("unsloth"), "transformers", m.version("transformers"), "trl", m.version("trl"), "peft", m.version("peft"))'
 
 echo "== build the tiny gpt-oss (bf16, random weights)"
 $PY bench/gpu/build_model.py --preset tiny --out "$WORK/gpt-oss-tiny" || exit 1
