@@ -3,12 +3,37 @@ import { defineCommand, type CommandContext, type Handler, type OptionSpec } fro
 import { InvalidInput, UserError } from '../src/errors.ts';
 import { jobHeader, jobStatus, queuedLine } from '../src/format.ts';
 import type { TrainJobData } from '../src/jobs.ts';
+import { runnerMatches } from '../src/runners.ts';
 import { PROFILES, PROFILE_NAMES, RANK, SCHEDULERS } from '../src/tables.ts';
 
 const overrides: OptionSpec[] = [
   { name: 'r', description: `LoRA rank, ${RANK.min}-${RANK.max} (default: the profile's)`, type: 'integer', min: RANK.min, max: RANK.max },
   { name: 'scheduler', description: 'learning-rate schedule', type: 'string', choices: SCHEDULERS },
+  { name: 'host', description: 'run only on this runner host (or one GPU of it: host/gpu1); /runners lists them', type: 'string', named: true },
+  { name: 'gpu', description: 'run only on this GPU class (h100, a100…); /runners lists them', type: 'string', named: true },
 ];
+
+/** A runner's host name, `host/gpuN` or `host/gpuN#2`; a GPU class. Checked before any lookup, never echoed raw. */
+const HOST_RE = /^[A-Za-z0-9._-]{1,63}(\/gpu\d{1,3}(#\d{1,2})?)?$/;
+const GPU_RE = /^[A-Za-z0-9._-]{1,32}$/;
+
+/**
+ * Where a job asked to run, checked against the runners Redis knows (live or silent): a job no runner could ever take
+ * would wait forever. `live`: whether one of them is alive now.
+ */
+async function targetOf(ctx: CommandContext, args: Record<string, unknown>): Promise<{ target?: TrainJobData['target']; live: boolean }> {
+  const host = args.host as string | undefined;
+  const gpu = args.gpu as string | undefined;
+  if (host === undefined && gpu === undefined) return { live: true };
+  if (host !== undefined && !HOST_RE.test(host)) throw new InvalidInput('host must be a runner name as /runners shows it (box, or box/gpu1)');
+  if (gpu !== undefined && !GPU_RE.test(gpu)) throw new InvalidInput('gpu must be a GPU class as /runners shows it (h100, a100, cpu…)');
+  const target = { ...(host !== undefined && { host }), ...(gpu !== undefined && { gpu: gpu.toLowerCase() }) };
+  const matching = (await ctx.bot.runners.list()).filter((r) => runnerMatches(r, target));
+  if (matching.length === 0) {
+    throw new UserError(`no runner is ${[host && `on host ${host}`, gpu && `of GPU class ${gpu}`].filter(Boolean).join(' and ')}; /runners lists the runners and their classes`);
+  }
+  return { target, live: matching.some((r) => r.live) };
+}
 const jobOption = (required: boolean): OptionSpec => ({ name: 'job', description: 'the job id from the job card', type: 'string', required });
 
 /** A job id is the number on its card: anything else is refused here, before Redis is asked, and not echoed back. */
@@ -23,12 +48,14 @@ const isRequester = (data: TrainJobData, ctx: CommandContext) => data.requestedB
 
 async function queueTraining(profile: string, ctx: CommandContext, args: Record<string, unknown>): Promise<void> {
   const { queue, watcher } = ctx.bot;
+  const { target, live } = await targetOf(ctx, args);
   const data: TrainJobData = {
     profile,
     ...(args.r !== undefined && { r: args.r as number }),
     ...(args.scheduler !== undefined && { scheduler: args.scheduler as string }),
     requestedBy: { id: ctx.user.id, name: ctx.user.name, platform: ctx.surface.platform },
     origin: { platform: ctx.surface.platform, channelId: ctx.channelId },
+    ...(target && { target }),
   };
   const max = ctx.bot.config.maxQueuedPerUser;
   // Count and add under the user's lock: unlocked, two /train at the same moment (from one bot process or two) would
@@ -38,7 +65,7 @@ async function queueTraining(profile: string, ctx: CommandContext, args: Record<
     if (pending >= max) throw new UserError(`you have ${pending} training${pending === 1 ? '' : 's'} waiting or running (the limit is ${max}); /train status lists them`);
     return queue.add(data);
   });
-  const status = queuedLine(job.id!, position, running);
+  const status = `${queuedLine(job.id!, position, running)}${live ? '' : ' · ⚠️ every runner it may run on is silent: it waits for one to come back'}`;
   // one message per job: this header, and under it a status line that keeps itself up to date
   let ref;
   try {

@@ -3,22 +3,26 @@
  * trainer's messages as job progress. Cancels arrive on a Redis channel from any bot process, and the runner also
  * reads the job's cancel flag at pickup and at every step, so a cancel sent while it was reconnecting still lands.
  */
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { readFile, statfs } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, type Config } from '../src/config.ts';
 import { ASK_QUEUE, AskJobData, keys, parseJsonOrNull, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, type AskResult, type TrainResult } from '../src/jobs.ts';
 import { logger } from '../src/log.ts';
 import { markFolderFailed } from '../src/model-registry.ts';
 import { closeRedis, duplicateRedis } from '../src/redis.ts';
+import { RunnerRegistry, runnerMatches, type RunnerBeat } from '../src/runners.ts';
+import { gpuClassOf, probeDevice } from './devices.ts';
+import { GpuSlots } from './gpu-slots.ts';
 import { AskRefused, InferenceProcess } from './inference-process.ts';
 import { INTERRUPT, runTrainer, TrainerFailed } from './trainer-process.ts';
 
 const log = logger('runner');
 export const TRAINER_SCRIPT = join(REPO_ROOT, 'gpu-runner/trainer/train.py');
 const SHUTDOWN = 'the runner is shutting down';
+/** A job for another host or GPU class goes back for this long, while this worker takes the next one. */
+export const NOT_MINE_DELAY_MS = 2_000;
 
 export interface RunnerOptions {
   config: Config;
@@ -89,14 +93,71 @@ function latestOnly(send: () => Promise<void>): { push(): void; flush(): Promise
 }
 
 export async function startRunner({ config, connection, stalledInterval, onJobStart }: RunnerOptions): Promise<Runner> {
-  const name = `${hostname()}${config.gpuId !== undefined ? `/gpu${config.gpuId}` : ''}`;
   const prefix = config.queuePrefix;
+  const host = config.runnerHost;
+  const registry = new RunnerRegistry(connection, prefix);
+  const heartbeatMs = config.runnerHeartbeatS * 1000;
+  const aliveMs = 3 * heartbeatMs;
+  const startedAt = new Date().toISOString();
+  // The device first: the GPU's name gives the class that jobs may ask for.
+  let device = await probeDevice(config.trainerBackend, config.gpuId);
+  const gpuClass = config.gpuClass ?? (device.device ? (device.device.kind === 'cpu' ? 'cpu' : gpuClassOf(device.device.model)) : 'unknown');
+  /** The job this worker trains now, as its heartbeat reports it. */
+  let current: RunnerBeat['job'] = null;
+  const beatOf = (name: string): RunnerBeat => ({
+    name, host, gpuId: config.gpuId ?? null, gpuClass, backend: config.trainerBackend, ...device,
+    job: current, startedAt, seenAt: new Date().toISOString(),
+  });
+  const name = await registry.claim(`${host}${config.gpuId !== undefined ? `/gpu${config.gpuId}` : ''}`, beatOf, aliveMs);
+  // One GPU, however many workers are pinned to it, trains JOBS_PER_GPU jobs at once. The CPU backend without GPU_ID
+  // has no GPU to share.
+  const gpuKey = config.gpuId !== undefined ? `${host}/gpu${config.gpuId}` : config.trainerBackend === 'cpu' ? null : `${host}/gpu0`;
+  const slots = gpuKey ? new GpuSlots(connection, prefix, gpuKey, config.jobsPerGpu, `${name} (pid ${process.pid})`, aliveMs) : null;
+  let waitingForSlot: NodeJS.Timeout | null = null;
 
-  const processor = async (job: Job, _token?: string, signal?: AbortSignal): Promise<TrainResult> => {
+  const heartbeat = latestOnly(async () => {
+    device = await probeDevice(config.trainerBackend, config.gpuId);
+    await Promise.all([registry.beat(beatOf(name), aliveMs), slots?.renew()]);
+  });
+  const beating = setInterval(() => heartbeat.push(), heartbeatMs);
+  beating.unref();
+
+  const processor = async (job: Job, token?: string, signal?: AbortSignal): Promise<TrainResult> => {
     const parsed = TrainJobData.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`bad job data: ${parsed.error.issues[0]?.message}`);
     const data = parsed.data;
     const id = job.id!;
+    if (!runnerMatches({ name, host, gpuClass }, data.target)) {
+      // asked for another host or GPU class: back to the queue for a moment (no attempt spent), and on to the next job
+      await job.moveToDelayed(Date.now() + NOT_MINE_DELAY_MS, token);
+      throw new DelayedError();
+    }
+    if (slots && !(await slots.take())) {
+      // Another worker pinned to this GPU is training on it: the job goes back to the head of the queue (for any
+      // other runner), and this worker fetches nothing until a slot frees.
+      log.info(`job ${id}: ${gpuKey} is busy (${(await slots.holders()).join(', ')}); waiting for it before taking jobs`);
+      await worker.pause(true);
+      await job.moveToWait(token);
+      waitingForSlot ??= setInterval(() => {
+        void slots.anyFree().then((free) => {
+          if (!free || !waitingForSlot) return;
+          clearInterval(waitingForSlot);
+          waitingForSlot = null;
+          worker.resume();
+        }, () => undefined);
+      }, Math.min(1_000, heartbeatMs));
+      throw new WaitingError();
+    }
+    try {
+      return await train(job, data, id, signal);
+    } finally {
+      current = null;
+      await slots?.release().catch((e: Error) => log.warn(`could not release the GPU slot (it lapses on its own): ${e.message}`));
+      heartbeat.push();
+    }
+  };
+
+  const train = async (job: Job, data: TrainJobData, id: string, signal?: AbortSignal): Promise<TrainResult> => {
     // An earlier attempt that got as far as a model folder (its runner died or shut down): continue that folder.
     const earlier = TrainProgress.safeParse(job.progress);
     const resume = earlier.success ? earlier.data.modelName : undefined;
@@ -121,7 +182,10 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     signal?.addEventListener('abort', () => stop.abort(signal.reason === 'cancelled' ? 'cancelled' : INTERRUPT), { once: true });
     // aborted while it was being picked up (the runner began to shut down): an aborted signal fires no listener
     if (signal?.aborted) throw new Error(`${SHUTDOWN} (${name}, before the trainer started)`);
+    current = { id, profile: data.profile, step: progress.step, maxSteps: progress.maxSteps, requestedBy: data.requestedBy.name };
+    heartbeat.push();
     const report = latestOnly(async () => {
+      current = { ...current!, step: progress.step, maxSteps: progress.maxSteps };
       await job.updateProgress({ ...progress, notices: [...progress.notices] });
       if (!stop.signal.aborted && (await readCancelFlag(connection, prefix, id))) stop.abort('cancelled');
     });
@@ -258,17 +322,22 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   void worker.run();
   void askWorker.run();
   await Promise.all([worker.waitUntilReady(), askWorker.waitUntilReady()]);
-  log.info(`runner ${name} is taking training jobs (backend ${config.trainerBackend})`);
+  log.info(`runner ${name} is taking training jobs (backend ${config.trainerBackend}, class ${gpuClass}${gpuKey ? `, ${config.jobsPerGpu} at a time on ${gpuKey}` : ''})`);
   return {
     worker,
     askWorker,
     inference,
     name,
     async close() {
+      clearInterval(beating);
+      if (waitingForSlot) clearInterval(waitingForSlot);
       worker.cancelAllJobs(SHUTDOWN);
       await Promise.all([worker.close(), askWorker.close()]);
       await inference.stop();
       await closeRedis(subscriber);
+      await heartbeat.flush();
+      // stopped on purpose: off the list, not "silent"
+      await registry.leave(name).catch((e: Error) => log.warn(`could not leave the runner list: ${e.message}`));
     },
   };
 }

@@ -10,6 +10,7 @@ import { Deliveries } from './deliveries.ts';
 import { JobWatcher } from './job-watcher.ts';
 import { ModelRegistry } from './model-registry.ts';
 import { TrainQueue } from './queue.ts';
+import { RunnerRegistry } from './runners.ts';
 import { logger } from './log.ts';
 
 const log = logger('bot');
@@ -25,6 +26,8 @@ export interface BotServices {
   commands: CommandRegistry;
   /** Which platform requests were taken already: a re-delivered one is ignored. */
   deliveries: Deliveries;
+  /** The runners' heartbeats: /runners, and where a job may ask to run. */
+  runners: RunnerRegistry;
 }
 
 export interface Bot extends BotServices {
@@ -53,6 +56,7 @@ export async function createBot(config: Config, connection: Redis): Promise<Bot>
     chats,
     commands,
     deliveries: new Deliveries(connection, config.queuePrefix),
+    runners: new RunnerRegistry(connection, config.queuePrefix),
     async close() {
       await watcher.close();
       await asks.close();

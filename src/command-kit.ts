@@ -19,6 +19,8 @@ export interface OptionSpec {
   max?: number;
   /** Platforms that can suggest values as the user types (Discord) offer these. */
   autocomplete?: 'model';
+  /** In typed text only as `name=value`: a stray word never fills it (rarely used options after free-form ones). */
+  named?: boolean;
 }
 
 export type Args = Record<string, string | number | undefined>;
@@ -122,7 +124,7 @@ function wordsAt(text: string): { word: string; at: number }[] {
 }
 
 export function usage(command: CommandSpec, handler?: Handler): string {
-  const opts = (handler?.options ?? command.options ?? []).map((o) => (o.required ? `<${o.name}>` : `[${o.name}]`));
+  const opts = (handler?.options ?? command.options ?? []).map((o) => (o.required ? `<${o.name}>` : o.named ? `[${o.name}=…]` : `[${o.name}]`));
   const sub = handler && command.subcommands ? ` ${handler.name}` : '';
   return `/${command.name}${sub}${opts.length ? ' ' + opts.join(' ') : ''}`;
 }
@@ -165,6 +167,7 @@ export function parseText(command: CommandSpec, text: string): { handler: Handle
     const hasText = positional.some((o) => o.type === 'text');
     const skips = (o: OptionSpec) =>
       raw[o.name] !== undefined ||
+      o.named === true ||
       (o.type === 'integer' && !/^[+-]?[\d.]+$/.test(word)) ||
       (hasText && o.type === 'string' && o.choices !== undefined && !o.choices.includes(word));
     while (next < positional.length && skips(positional[next]!)) next++;

@@ -3,6 +3,7 @@
  * problem is listed at once. Nothing else in the code reads process.env. `.env.example` documents each setting.
  */
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -36,6 +37,10 @@ const EnvSchema = z.object({
   TRAINER_BACKEND: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   PYTHON: path('.venv/bin/python'),
   GPU_ID: z.coerce.number().int().nonnegative().optional(),
+  RUNNER_HOST: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, 'letters, digits, ., _ and - only').optional(),
+  GPU_CLASS: z.string().regex(/^[A-Za-z0-9._-]{1,32}$/, 'letters, digits, ., _ and - only').optional(),
+  JOBS_PER_GPU: z.coerce.number().int().min(1).max(8).default(1),
+  RUNNER_HEARTBEAT_S: z.coerce.number().min(0.2).max(300).default(10),
   TRAINER_LOAD_IN_4BIT: bool.default(true),
   INFERENCE_DURING_TRAINING: z.enum(['wait', 'refuse', 'share']).default('wait'),
   ASK_MAX_NEW_TOKENS: z.coerce.number().int().min(16).max(32_768).default(1024),
@@ -76,6 +81,14 @@ export interface Config {
   trainerBackend: 'auto' | 'cpu' | 'cuda';
   python: string;
   gpuId: number | undefined;
+  /** This runner's host in /runners and for jobs that ask for a host (default: the machine's host name). */
+  runnerHost: string;
+  /** What /train's `gpu` option matches for this runner; unset: from the GPU's name (h100, a100…), `cpu` on the CPU. */
+  gpuClass: string | undefined;
+  /** Trainings that may share one GPU of a host at once, across every runner process pinned to it. */
+  jobsPerGpu: number;
+  /** A runner's heartbeat interval (s); it counts as silent after three missed beats. */
+  runnerHeartbeatS: number;
   /**
    * Asks while this runner trains: wait (the inference worker leaves the GPU to training; asks wait for it to end),
    * refuse (asks fail with a message saying why), or share (both at once: enough GPU memory, or the CPU).
@@ -151,6 +164,10 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     trainerBackend: e.TRAINER_BACKEND,
     python: e.PYTHON,
     gpuId: e.GPU_ID,
+    runnerHost: e.RUNNER_HOST ?? hostname().split('.')[0]!,
+    gpuClass: e.GPU_CLASS?.toLowerCase(),
+    jobsPerGpu: e.JOBS_PER_GPU,
+    runnerHeartbeatS: e.RUNNER_HEARTBEAT_S,
     trainerLoadIn4bit: e.TRAINER_LOAD_IN_4BIT,
     inferenceDuringTraining: e.INFERENCE_DURING_TRAINING,
     askMaxNewTokens: e.ASK_MAX_NEW_TOKENS,

@@ -1,6 +1,7 @@
 /** How the core words things: job cards, progress lines, final lines, model lists. Plain text with light markdown. */
 import type { JobView } from './queue.ts';
 import type { ModelEntry } from './model-registry.ts';
+import type { RunnerView } from './runners.ts';
 import type { TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
 import { bandById, bandFor, PROFILES } from './tables.ts';
 
@@ -28,6 +29,8 @@ function settings(data: TrainJobData): string {
   const parts = [];
   if (data.r !== undefined) parts.push(`r=${data.r}`);
   if (data.scheduler !== undefined) parts.push(`scheduler=${data.scheduler}`);
+  if (data.target?.host !== undefined) parts.push(`host=${data.target.host}`);
+  if (data.target?.gpu !== undefined) parts.push(`gpu=${data.target.gpu}`);
   return parts.length ? ` (${parts.join(', ')})` : '';
 }
 
@@ -131,4 +134,40 @@ export function modelList(models: ModelEntry[]): string {
   });
   const more = rows.length > MODELS_LISTED ? [`… and ${rows.length - MODELS_LISTED} older (/models info <name> shows any)`] : [];
   return [`**Models** (newest first, ${models.length}):`, ...rows.slice(0, MODELS_LISTED), ...more].join('\n');
+}
+
+const gib = (mib: number) => (mib / 1024).toFixed(1);
+
+/** 42 → "42 s", 300 → "5 min", 7200 → "2 h", 200000 → "2 d": how long ago, at a glance. */
+export function ago(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 90) return `${s} s`;
+  if (s < 90 * 60) return `${Math.round(s / 60)} min`;
+  if (s < 36 * 3600) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86400)} d`;
+}
+
+/** One line of /runners: who, which device and its memory, and what it is doing (or when it was last heard from). */
+export function runnerLine(r: RunnerView, now = Date.now()): string {
+  const job = r.job ? `job ${r.job.id} ${r.job.profile} for ${r.job.requestedBy}, ${r.job.maxSteps ? `step ${r.job.step}/${r.job.maxSteps}` : 'starting'}` : null;
+  if (!r.live) {
+    const since = new Date(r.seenAt);
+    const at = since.toISOString().slice(11, 16);
+    return `🔇 **${r.name}** · silent since ${at} UTC (${ago((now - since.getTime()) / 1000)} ago)${job ? ` · was on ${job}` : ''}`;
+  }
+  const d = r.device;
+  const device = !d
+    ? `${r.gpuClass} · memory unknown (${r.deviceError ?? 'no report'})`
+    : d.kind === 'cpu'
+      ? `CPU backend, ${d.model} · RAM ${gib(d.usedMiB)}/${gib(d.totalMiB)} GiB used`
+      : `${d.model} (${r.gpuClass}) · ${gib(d.usedMiB)}/${gib(d.totalMiB)} GiB used, ${gib(d.totalMiB - d.usedMiB)} free`;
+  return `🟢 **${r.name}** · ${device} · ${job ?? 'idle'}`;
+}
+
+export function runnersTable(runners: RunnerView[], now = Date.now()): string {
+  if (runners.length === 0) return 'No runner has checked in. Start one with `npm run runner` on a GPU host (README, "A GPU runner host").';
+  const live = runners.filter((r) => r.live).length;
+  const silent = runners.length - live;
+  const head = `**Runners**: ${live} live${silent ? ` · ${silent} silent (no heartbeat: crashed or cut off?)` : ''}`;
+  return [head, ...runners.map((r) => runnerLine(r, now))].join('\n');
 }

@@ -19,6 +19,8 @@ export const TrainJobData = z.object({
   requestedBy: Requester,
   /** Where the job was asked for, so a progress message can be found again. */
   origin: z.object({ platform: z.string(), channelId: z.string(), messageId: z.string().optional() }),
+  /** The runners it may run on: a host (or one worker, `host/gpu1`) and/or a GPU class (`h100`); unset: any. */
+  target: z.object({ host: z.string().optional(), gpu: z.string().optional() }).optional(),
 });
 export type TrainJobData = z.infer<typeof TrainJobData>;
 

@@ -24,6 +24,9 @@ export interface JobView {
  * deadlines; a bot that dies holding one delays that user's next /train by this much at most.
  */
 export const USER_LOCK_TTL_MS = 10_000;
+/** BullMQ priorities (1 first): a job that asked for a host or GPU class before one that runs anywhere. */
+const PRIORITY_TARGETED = 1;
+const PRIORITY_ANY = 2;
 /** Compare-and-delete: a lock is released only by its holder's token (not after it expired and someone else took it). */
 const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`;
 
@@ -66,6 +69,9 @@ export class TrainQueue {
   async add(data: TrainJobData): Promise<{ job: Job; position: number; running: number }> {
     const job = await this.guard(() =>
       this.queue.add(data.profile, TrainJobData.parse(data), {
+        // A job that can run only on some runners comes first for them (the others can take the rest); jobs of one
+        // priority keep their order.
+        priority: data.target ? PRIORITY_TARGETED : PRIORITY_ANY,
         // Another try only when the runner went away (shutdown, lost host); a trainer's own failure is final.
         attempts: 3,
         backoff: { type: 'fixed', delay: 5_000 },
@@ -73,12 +79,13 @@ export class TrainQueue {
         removeOnFail: { count: 500 },
       }),
     );
-    // ids only: the position needs no job's data
-    const [state, waiting, active] = await this.guard(() =>
-      Promise.all([job.getState(), this.queue.getRanges(['waiting'], 0, -1), this.queue.getActiveCount()]),
+    // ids only, in the order runners take them (BullMQ's plain wait list first, then by priority)
+    const [state, waiting, prioritized, active] = await this.guard(() =>
+      Promise.all([job.getState(), this.queue.getRanges(['waiting'], 0, -1), this.queue.getRanges(['prioritized'], 0, -1), this.queue.getActiveCount()]),
     );
     if (state === 'active') return { job, position: 0, running: active - 1 };
-    const ahead = waiting.filter((id) => Number(id) < Number(job.id)).length;
+    const rank = prioritized.indexOf(job.id!);
+    const ahead = waiting.length + (rank >= 0 ? rank : prioritized.length);
     return { job, position: ahead + 1, running: active };
   }
 

@@ -117,7 +117,7 @@ describe('/train quick_test from the console', () => {
     expect(answers).toEqual([
       "⚠️ unknown profile 'huge'; choose one of quick_test, standard, full, max_quality, conservative (or status, cancel)",
       '⚠️ r must be a whole number from 1 to 256',
-      "⚠️ unexpected 'and'; usage: /train standard [r] [scheduler]",
+      "⚠️ unexpected 'and'; usage: /train standard [r] [scheduler] [host=…] [gpu=…]",
       'unknown command /trian; /help lists the commands',
     ]);
     expect(await h.app.bot.queue.queue.getJobCounts()).toEqual(before);

@@ -100,6 +100,8 @@ describe('Discord', () => {
     expect(standard.options).toEqual([
       expect.objectContaining({ name: 'r', type: 4, min_value: 1, max_value: 256, required: false }),
       expect.objectContaining({ name: 'scheduler', type: 3, choices: expect.arrayContaining([{ name: 'cosine', value: 'cosine' }]) }),
+      expect.objectContaining({ name: 'host', type: 3, required: false }),
+      expect.objectContaining({ name: 'gpu', type: 3, required: false }),
     ]);
     const again = await startBot(double, env(), modelsDir);
     await again.stop();

@@ -32,7 +32,7 @@ describe('/train options', () => {
     ['standard r=-4', /r must be a whole number/],
     ['standard r=abc', /r must be a whole number/],
     ['standard scheduler=zigzag', /unknown scheduler 'zigzag'; choose one of linear, cosine, constant, constant_with_warmup/],
-    ['standard lr=0.1', /unknown option 'lr'; \/train standard \[r\] \[scheduler\] takes r, scheduler/],
+    ['standard lr=0.1', /unknown option 'lr'; \/train standard \[r\] \[scheduler\] \[host=…\] \[gpu=…\] takes r, scheduler, host, gpu/],
     ['standard r=32 scheduler=cosine please', /unexpected 'please'/],
     ['standard scheduler=cosine and more', /unexpected 'and'/],
     ['standard abc', /unknown scheduler 'abc'/],
@@ -79,7 +79,7 @@ describe('/ask options', () => {
 describe('command modules', () => {
   it('loads one module per file from commands/', async () => {
     const registry = await CommandRegistry.load(COMMANDS_DIR);
-    expect([...registry.commands.keys()].sort()).toEqual(['ask', 'chat', 'help', 'models', 'queue', 'train']);
+    expect([...registry.commands.keys()].sort()).toEqual(['ask', 'chat', 'help', 'models', 'queue', 'runners', 'train']);
   });
 
   it('names the file whose module has the wrong shape', () => {

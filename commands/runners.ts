@@ -1,0 +1,11 @@
+/** /runners: every runner worker (one per GPU) with its device's memory and its job, and those that went silent. */
+import { defineCommand } from '../src/command-kit.ts';
+import { runnersTable } from '../src/format.ts';
+
+export default defineCommand({
+  name: 'runners',
+  description: 'Show the GPU runners: memory, the job each runs, and hosts that went silent',
+  async run(ctx) {
+    await ctx.reply(runnersTable(await ctx.bot.runners.list()));
+  },
+});
