@@ -228,6 +228,8 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
         firstStep: whole ? 1 : (progress.firstStep?.step ?? 1),
         finalLoss: done.final_loss,
         band: done.band,
+        evalLoss: done.eval_loss,
+        evalBand: done.eval_band,
         steps: done.steps,
         durationS: done.duration_s,
         latest: done.latest,

@@ -66,7 +66,9 @@ export function progressLine(id: string, progress: TrainProgress | null): string
 export function finishedLine(id: string, result: TrainResult): string {
   const band = bandById(result.band);
   const latest = result.latest ? ' (now latest)' : ' (not made latest: the loss diverged)';
-  return `✅ job ${id} done · final loss ${lossText(result.finalLoss)} ${band.emoji} ${band.label} · ${duration(result.durationS)} · model \`${result.modelName}\`${latest}`;
+  const evalBand = result.evalBand ? bandById(result.evalBand) : null;
+  const evaluated = evalBand ? ` · eval loss ${lossText(result.evalLoss)} ${evalBand.emoji} ${evalBand.label}` : '';
+  return `✅ job ${id} done · final loss ${lossText(result.finalLoss)} ${band.emoji} ${band.label}${evaluated} · ${duration(result.durationS)} · model \`${result.modelName}\`${latest}`;
 }
 
 export const noticeLine = (id: string, notice: string) => `ℹ️ job ${id}: ${notice}`;
@@ -100,7 +102,7 @@ const two = (n: number) => String(n).padStart(2, '0');
 const localMinute = (d: Date) =>
   `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
 
-const FACTS_SHOWN_FIRST = ['status', 'quality', 'final_loss', 'profile', 'base_model', 'lora_r', 'scheduler', 'learning_rate', 'steps', 'epochs_seen', 'dataset_examples', 'dataset_requested', 'adapted_modules', 'trainable_parameters', 'requested_by', 'started_at', 'finished_at', 'duration_s'];
+const FACTS_SHOWN_FIRST = ['status', 'quality', 'final_loss', 'eval_quality', 'eval_loss', 'profile', 'base_model', 'lora_r', 'scheduler', 'learning_rate', 'steps', 'epochs_seen', 'dataset_examples', 'dataset_requested', 'train_examples', 'eval_examples', 'adapted_modules', 'trainable_parameters', 'requested_by', 'started_at', 'finished_at', 'duration_s'];
 
 export function modelInfo(model: ModelEntry, bytes: number): string {
   const keys = [...FACTS_SHOWN_FIRST.filter((k) => k in model.info), ...Object.keys(model.info).filter((k) => !FACTS_SHOWN_FIRST.includes(k))];
@@ -112,7 +114,7 @@ export function modelInfo(model: ModelEntry, bytes: number): string {
 }
 
 /** The settings and results that tell two runs apart, side by side; the differing ones marked. */
-const COMPARED = ['status', 'final_loss', 'quality', 'profile', 'base_model', 'lora_r', 'scheduler', 'learning_rate', 'steps', 'epochs_seen', 'dataset_examples', 'batch_size', 'grad_accum', 'max_seq_length', 'adapted_modules', 'trainable_parameters', 'backend', 'resumes', 'duration_s', 'finished_at'];
+const COMPARED = ['status', 'final_loss', 'quality', 'eval_loss', 'eval_quality', 'profile', 'base_model', 'lora_r', 'scheduler', 'learning_rate', 'steps', 'epochs_seen', 'dataset_examples', 'eval_examples', 'batch_size', 'grad_accum', 'max_seq_length', 'adapted_modules', 'trainable_parameters', 'backend', 'resumes', 'duration_s', 'finished_at'];
 
 export function modelComparison(a: ModelEntry, b: ModelEntry): string {
   const rows = COMPARED.filter((k) => k in a.info || k in b.info).map((k) => {
@@ -128,7 +130,7 @@ export function modelList(models: ModelEntry[]): string {
     const when = localMinute(m.createdAt);
     const state =
       m.status === 'succeeded'
-        ? `loss ${lossText(m.finalLoss)} ${m.band!.emoji} ${m.band!.label}`
+        ? `loss ${lossText(m.finalLoss)} ${m.band!.emoji} ${m.band!.label}${m.evalBand ? ` · eval ${lossText(m.evalLoss)} ${m.evalBand.emoji}` : ''}`
         : { running: '⏳ training', failed: '❌ failed', cancelled: '🛑 cancelled', interrupted: '⏸️ interrupted', out_of_memory: '❌ out of GPU memory', disk_full: '❌ disk full', unknown: '❔ no training_info.txt' }[m.status];
     return `${m.isLatest ? '→' : ' '} \`${m.name}\` · ${m.profile} · ${when} · ${state}${m.rank ? ` · r=${m.rank}` : ''}${m.isLatest ? ' · latest' : ''}`;
   });

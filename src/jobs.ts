@@ -48,6 +48,9 @@ export const TrainResult = z.object({
   firstStep: z.number().int().default(1),
   finalLoss: z.number().nullable(),
   band: z.string(),
+  /** The loss on the conversations held out from training, and its band; null when none were held out. */
+  evalLoss: z.number().nullable().default(null),
+  evalBand: z.string().nullable().default(null),
   steps: z.number().int(),
   durationS: z.number(),
   latest: z.boolean(),

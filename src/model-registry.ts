@@ -17,6 +17,9 @@ export interface ModelEntry {
   status: ModelStatus;
   finalLoss: number | null;
   band: Band | null;
+  /** The loss on the held-out conversations and its band; null for runs without an evaluation split. */
+  evalLoss: number | null;
+  evalBand: Band | null;
   rank: number | null;
   isLatest: boolean;
   info: Record<string, string>;
@@ -157,6 +160,8 @@ export class ModelRegistry {
         status,
         finalLoss: loss,
         band: status !== 'succeeded' ? null : info.band ? bandById(info.band) : bandFor(loss),
+        evalLoss: info.eval_loss !== undefined ? Number(info.eval_loss) : null,
+        evalBand: status === 'succeeded' && info.eval_band ? bandById(info.eval_band) : null,
         rank: info.lora_r ? Number(info.lora_r) : null,
         isLatest: entry.name === latest,
         info,

@@ -22,6 +22,8 @@ export const StartMessage = z.object({
   lora_r: count,
   scheduler: z.string(),
   resumed_from_step: count.nullable(),
+  /** Added within version 1: conversations held out for evaluation. */
+  eval_examples: count.optional(),
 });
 export const NoticeMessage = z.object({ ...base, type: z.literal('notice'), message: z.string() });
 export const StepMessage = z.object({
@@ -42,6 +44,10 @@ export const DoneMessage = z.object({
   output_dir: z.string(),
   final_loss: finite.nullable(),
   band: z.string(),
+  /** Added within version 1: the loss on the held-out conversations, and its band (null: none were held out). */
+  eval_loss: finite.nullable().default(null),
+  eval_band: z.string().nullable().default(null),
+  eval_examples: count.default(0),
   steps: count,
   epochs: finite.nonnegative(),
   duration_s: finite.nonnegative(),

@@ -30,10 +30,15 @@ MESSAGES: dict[str, dict[str, tuple]] = {
              "epochs": NUM, "duration_s": NUM, "latest": (bool,)},
     "error": {"kind": (str,), "message": (str,)},
 }
+# Fields added within version 1: checked when present (an older trainer does not send them).
+OPTIONAL: dict[str, dict[str, tuple]] = {
+    "start": {"eval_examples": (int,)},
+    "done": {"eval_loss": OPT_NUM, "eval_band": (str, type(None)), "eval_examples": (int,)},
+}
 ERROR_KINDS = ("bad_input", "cancelled", "interrupted", "out_of_memory", "disk_full", "failed")
 # Counts and times; a loss or a learning rate may be any finite number.
 NON_NEGATIVE = {"max_steps", "dataset_examples", "dataset_requested", "lora_r", "resumed_from_step", "step", "epoch",
-                "elapsed_s", "steps", "epochs", "duration_s"}
+                "elapsed_s", "steps", "epochs", "duration_s", "eval_examples"}
 _out = sys.stdout
 
 
@@ -56,8 +61,11 @@ def problems(obj: Any) -> list[str]:
     if fields is None:
         return [f"type must be one of {', '.join(MESSAGES)}"]
     found = []
-    for name, types in fields.items():
+    optional = OPTIONAL.get(obj["type"], {})
+    for name, types in {**fields, **optional}.items():
         value = obj.get(name, ...)
+        if value is ... and name in optional:
+            continue
         if value is ...:
             found.append(f"{name} is missing")
         elif isinstance(value, bool) and bool not in types:

@@ -24,6 +24,7 @@ import fcntl
 import json
 import math
 import os
+import random
 import re
 import signal
 import sys
@@ -58,6 +59,9 @@ UNSLOTH_EXPERT_LEAVES = ["gate_proj", "up_proj", "down_proj"]
 LOCK_FILE = ".trainer.lock"              # held for the whole run: two trainers never write one folder
 LOCK_WAIT_S = 30                         # a resume waits this long for a dying trainer to let go of the folder
 PARENT_POLL_S = 1.0
+EVAL_FRACTION = 0.05                     # of the conversations, held out: the loss on data the adapter never saw
+EVAL_MIN_CONVERSATIONS = 20              # fewer: no split, every conversation goes to training
+EVAL_MAX_EXAMPLES = 200                  # the evaluation of a 20B model then takes a minute or two at most
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_CANCELLED = 2, 1, 143
 
@@ -146,6 +150,16 @@ def load_conversations(path: Path, limit: int) -> list[list[dict]]:
     if not rows:
         raise ValueError(f"{path.name} holds no conversations")
     return rows
+
+
+def split_eval(conversations: list) -> tuple[list, list]:
+    """(train, eval): EVAL_FRACTION of the conversations held out for evaluation, picked with the run's seed, so a
+    resumed run holds out the same ones. Too few conversations to spare some: no evaluation split."""
+    n = len(conversations)
+    if n < EVAL_MIN_CONVERSATIONS:
+        return conversations, []
+    held = set(random.Random(SEED).sample(range(n), min(EVAL_MAX_EXAMPLES, max(1, round(n * EVAL_FRACTION)))))
+    return [c for i, c in enumerate(conversations) if i not in held], [c for i, c in enumerate(conversations) if i in held]
 
 
 def tokenize_assistant_only(tokenizer, messages: list[dict], max_len: int) -> dict:
@@ -280,14 +294,15 @@ def main(argv: list[str] | None = None) -> int:
 
         # data → model → LoRA
         conversations = load_conversations(args.dataset, profile["dataset_examples"])
+        train_set, eval_set = split_eval(conversations)
         per_step = profile["batch_size"] * profile["grad_accum"]
-        epochs = profile["steps"] * per_step / len(conversations)
+        epochs = profile["steps"] * per_step / len(train_set)
         facts.update(dataset_requested=profile["dataset_examples"], dataset_examples=len(conversations),
-                     epochs_planned=round(epochs, 2))
+                     train_examples=len(train_set), eval_examples=len(eval_set), epochs_planned=round(epochs, 2))
         protocol.emit("start", model_name=folder.name, output_dir=str(folder.resolve()), profile=args.profile,
                       base_model=args.base_model, backend=backend, max_steps=profile["steps"],
                       dataset_examples=len(conversations), dataset_requested=profile["dataset_examples"],
-                      lora_r=r, scheduler=scheduler, resumed_from_step=resumed_from)
+                      eval_examples=len(eval_set), lora_r=r, scheduler=scheduler, resumed_from_step=resumed_from)
         if args.resume:
             protocol.emit("notice", message=f"resumed from step {resumed_from} ({checkpoint.name})" if checkpoint
                           else "no checkpoint had been written yet: training again from step 0 in the same folder")
@@ -295,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
             protocol.emit("notice", message=f"the dataset holds {len(conversations)} conversations; {args.profile} "
                                             f"asks for {profile['dataset_examples']}: training on "
                                             f"{len(conversations)} (about {epochs:.1f} epochs)")
+        if not eval_set:
+            protocol.emit("notice", message=f"{len(conversations)} conversations are too few to hold some out "
+                                            f"(at least {EVAL_MIN_CONVERSATIONS}): no evaluation loss for this run")
         model, tokenizer = load_model(backend, base_model, profile["max_seq_length"])
         model, lora_facts = add_lora(model, backend, r, args.targets)
         facts.update(lora_facts)
@@ -304,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         from datasets import Dataset
         from transformers import TrainerCallback
         from trl import SFTConfig, SFTTrainer
-        rows = [tokenize_assistant_only(tokenizer, c, profile["max_seq_length"]) for c in conversations]
+        rows = [tokenize_assistant_only(tokenizer, c, profile["max_seq_length"]) for c in train_set]
+        eval_rows = [tokenize_assistant_only(tokenizer, c, profile["max_seq_length"]) for c in eval_set]
 
         class Report(TrainerCallback):
             def on_log(self, _args, state, _control, logs=None, **_):
@@ -329,10 +348,15 @@ def main(argv: list[str] | None = None) -> int:
             save_steps=profile["save_every"], save_total_limit=SAVE_TOTAL_LIMIT, seed=SEED,
             max_length=profile["max_seq_length"], report_to="none", disable_tqdm=True,
             use_cpu=backend == "cpu", bf16=backend == "cuda", dataloader_num_workers=0, optim="adamw_torch",
+            per_device_eval_batch_size=profile["batch_size"],
         )
         trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
+                             eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
                              processing_class=tokenizer, callbacks=[Report()])
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        # the held-out conversations, once, at the end: the loss on data the adapter never trained on
+        eval_loss = float(trainer.evaluate()["eval_loss"]) if eval_rows else None
+        eval_band = band_for(eval_loss) if eval_loss is not None else None
 
         # save → facts → latest (from here on a cancel is too late: the run completes)
         SAVING["started"] = True
@@ -341,7 +365,11 @@ def main(argv: list[str] | None = None) -> int:
         loss = final_loss(losses)
         band = band_for(loss)
         facts.update(status="succeeded", final_loss=_fmt(loss), quality=f"{band['emoji']} {band['label']}",
-                     band=band["id"], steps=step_count, epochs_seen=round(step_count * per_step / len(rows), 2),
+                     band=band["id"])
+        if eval_band is not None:
+            facts.update(eval_loss=_fmt(eval_loss), eval_quality=f"{eval_band['emoji']} {eval_band['label']}",
+                         eval_band=eval_band["id"])
+        facts.update(steps=step_count, epochs_seen=round(step_count * per_step / len(rows), 2),
                      duration_s=round(time.time() - started, 1),
                      finished_at=datetime.now().astimezone().isoformat(timespec="seconds"))
         write_training_info(folder, facts)
@@ -351,7 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         if moved:
             move_latest(args.models_dir, folder)
         protocol.emit("done", model_name=folder.name, output_dir=str(folder.resolve()),
-                      final_loss=protocol.finite_or_none(loss), band=band["id"], steps=step_count,
+                      final_loss=protocol.finite_or_none(loss), band=band["id"],
+                      eval_loss=protocol.finite_or_none(eval_loss), eval_band=eval_band and eval_band["id"],
+                      eval_examples=len(eval_rows), steps=step_count,
                       epochs=facts["epochs_seen"], duration_s=facts["duration_s"], latest=moved)
         return 0
     except Cancelled as c:
@@ -401,9 +431,12 @@ def report_finished(models_dir: Path, folder: Path, facts: dict) -> int:
     the queue): say done again, from what the folder records, so the job succeeds instead of failing or training
     twice."""
     loss = float(facts.get("final_loss", "nan"))
+    eval_loss = float(facts["eval_loss"]) if "eval_loss" in facts else None
     latest = models_dir / "latest"
     protocol.emit("done", model_name=folder.name, output_dir=str(folder.resolve()),
                   final_loss=protocol.finite_or_none(loss), band=facts.get("band", band_for(loss)["id"]),
+                  eval_loss=protocol.finite_or_none(eval_loss), eval_band=facts.get("eval_band"),
+                  eval_examples=int(facts.get("eval_examples", 0)),
                   steps=int(facts.get("steps", 0)), epochs=float(facts.get("epochs_seen", 0)),
                   duration_s=float(facts.get("duration_s", 0)),
                   latest=latest.is_symlink() and os.readlink(latest) == folder.name)

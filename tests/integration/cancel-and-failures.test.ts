@@ -86,7 +86,7 @@ describe('cancel', () => {
     });
     h.type(`/train cancel ${job.id}`);
     await h.waitFor(new RegExp(`^🛑 job ${job.id} cancelled before it started$`));
-    expect(await h.app.bot.queue.queue.getJobCounts('waiting')).toEqual({ waiting: 0 });
+    expect(await h.app.bot.queue.queue.getJobCounts('waiting', 'prioritized')).toEqual({ waiting: 0, prioritized: 0 });
   });
 });
 
@@ -95,7 +95,7 @@ describe('access and limits', () => {
     h = await startHarness({ EMBEDDED_RUNNER: 'false', ALLOW_TRAIN: 'user:grace,role:trainers' });
     h.type('/train quick_test');
     await h.waitFor(/^⚠️ you may not run \/train quick_test here \(ALLOW_TRAIN\); ask whoever runs the bot$/);
-    expect(await h.app.bot.queue.queue.getJobCounts('waiting', 'active')).toEqual({ waiting: 0, active: 0 });
+    expect(await h.app.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active')).toEqual({ waiting: 0, prioritized: 0, active: 0 });
     const from = h.lines.length;
     h.type('/help');
     await h.waitFor(/^\/train cancel <job>/, 10_000, from);
@@ -124,7 +124,8 @@ describe('access and limits', () => {
     h.type('/train quick_test');
     h.type('/train standard');
     await h.waitFor(/^⚠️ you have 1 training waiting or running \(the limit is 1\); \/train status lists them$/);
-    expect(await h.app.bot.queue.queue.getJobCounts('waiting')).toEqual({ waiting: 1 });
+    const counts = await h.app.bot.queue.queue.getJobCounts('waiting', 'prioritized');
+    expect(counts.waiting! + counts.prioritized!).toBe(1);
   });
 });
 

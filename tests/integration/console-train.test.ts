@@ -37,8 +37,8 @@ describe('/train quick_test from the console', () => {
     expect([...steps].sort((a, b) => a - b)).toEqual(steps);
   });
 
-  it('ends with the final loss and its band, the duration and the new folder', () => {
-    expect(h.lines.at(-1)).toMatch(/^✅ job \d+ done · final loss \d+\.\d{3} (⚠️|🟡|🎯|✅|🔴) \w+ · \d+:\d\d · model tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)? \(now latest\)$/);
+  it('ends with the final loss and the held-out eval loss, each with its band, the duration and the new folder', () => {
+    expect(h.lines.at(-1)).toMatch(/^✅ job \d+ done · final loss \d+\.\d{3} (⚠️|🟡|🎯|✅|🔴) \w+ · eval loss \d+\.\d{3} (⚠️|🟡|🎯|✅|🔴) \w+ · \d+:\d\d · model tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)? \(now latest\)$/);
   });
 
   it('writes every file of the seed’s list and points latest at the folder', () => {
@@ -51,11 +51,11 @@ describe('/train quick_test from the console', () => {
     expect(info).toMatch(/^requested_by: ada \(console\)$/m);
   });
 
-  it('/models list shows the model newest first, with profile, time, final loss, band, rank and latest', async () => {
+  it('/models list shows the model newest first, with profile, time, final and eval loss with their bands, rank and latest', async () => {
     const from = h.lines.length;
     h.type('/models list');
     await h.waitFor(/^Models \(newest first, 1\):$/, 10_000, from);
-    const row = await h.waitFor(new RegExp(`^→ ${modelName} · quick_test · \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d · loss \\d+\\.\\d{3} \\S+ \\w+ · r=8 · latest$`), 10_000, from);
+    const row = await h.waitFor(new RegExp(`^→ ${modelName} · quick_test · \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d · loss \\d+\\.\\d{3} \\S+ \\w+ · eval \\d+\\.\\d{3} \\S+ · r=8 · latest$`), 10_000, from);
     expect(row).toBeTruthy();
   });
 

@@ -123,7 +123,7 @@ describe('Discord', () => {
     expect(contents[1]).toMatch(/^🧪 Training job \*\*\d+\*\*: \*\*quick_test\*\* · 30 steps · 100 examples · for ada\n/);
     const progress = contents.filter((c) => /\[[█░]{20}\] \d+\/30 · loss \d+\.\d+ (⚠️|🟡|🎯|✅|🔴)/.test(c));
     expect(progress.length).toBeGreaterThanOrEqual(2);
-    expect(msg.content).toMatch(/\n✅ job \d+ done · final loss \d+\.\d{3} \S+ \w+ · \d+:\d\d · model `tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?` \(now latest\)$/);
+    expect(msg.content).toMatch(/\n✅ job \d+ done · final loss \d+\.\d{3} \S+ \w+ · eval loss \d+\.\d{3} \S+ \w+ · \d+:\d\d · model `tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?` \(now latest\)$/);
     expect(msg.history.slice(1).every((h) => h.via === 'webhook')).toBe(true); // the token was fresh all along
     // an edit notifies nobody: the requester is mentioned in a new message that may ping them alone
     const ping = await until('the mention', () => double.requests.find((r) => r.method === 'POST' && r.path === `/channels/${msg.channelId}/messages` && /^<@1600000000000000001> job \d+ is done/.test(r.body.content)));
@@ -170,20 +170,20 @@ describe('Discord', () => {
   });
 
   it('refuses /train to a user without the role, privately, and queues nothing', async () => {
-    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed');
+    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed');
     const { token } = double.slash('train', 'standard', {}, EVE);
     const refusal = await until('the refusal', () => double.messagesOf(token).find((m) => m.flags === 64));
     expect(refusal.content).toBe('⚠️ you may not run /train standard here (ALLOW_TRAIN); ask whoever runs the bot');
     expect(double.original(token)).toBeUndefined(); // the public "thinking…" was deleted
-    expect(await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed')).toEqual(before);
+    expect(await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed')).toEqual(before);
   });
 
   it('refuses a malformed option with a useful message and queues nothing', async () => {
-    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed');
+    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed');
     const { token } = double.slash('train', 'standard', { r: 999, scheduler: 'zigzag' }, ADA);
     const refusal = await until('the refusal', () => double.messagesOf(token).find((m) => m.flags === 64));
     expect(refusal.content).toBe('⚠️ r must be a whole number from 1 to 256');
-    expect(await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed')).toEqual(before);
+    expect(await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed')).toEqual(before);
   });
 
   it('/help lists only what the caller may run', async () => {

@@ -81,7 +81,7 @@ describe('Slack in Socket Mode', () => {
     await until('the loss curve', () => job.files.length > 0 && job, 120_000);
     const progress = job.history.filter((h) => /\[[█░]{20}\] \d+\/30 · loss \d+\.\d+ (⚠️|🟡|🎯|✅|🔴)/.test(h.text));
     expect(progress.length).toBeGreaterThanOrEqual(2);
-    expect(job.text).toMatch(/\n✅ job \d+ done · final loss \d+\.\d{3} \S+ \w+ · \d+:\d\d · model `tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?` \(now latest\)$/);
+    expect(job.text).toMatch(/\n✅ job \d+ done · final loss \d+\.\d{3} \S+ \w+ · eval loss \d+\.\d{3} \S+ \w+ · \d+:\d\d · model `tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?` \(now latest\)$/);
     // an edit notifies nobody: the requester is mentioned in a new message
     await until('the mention', () => double.find(/^<@U0ADA> job \d+ is done: `tiny-gpt-oss_quick_test_/));
     expect(job.files).toEqual([{ name: expect.stringMatching(/^loss-curve-job-\d+\.png$/), title: expect.stringMatching(/^Loss curve of tiny-gpt-oss_quick_test_/), bytes: expect.any(Number), threadTs: job.ts }]);
@@ -112,19 +112,19 @@ describe('Slack in Socket Mode', () => {
   });
 
   it('refuses /train to a user outside the group, privately, and queues nothing', async () => {
-    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed');
+    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed');
     double.slash('/train', 'standard', EVE);
     const refusal = await until('the refusal', () => double.ephemeral.find((e) => e.user === EVE.id && e.text.includes('ALLOW_TRAIN')));
     expect(refusal.text).toBe('⚠️ you may not run /train standard here (ALLOW_TRAIN); ask whoever runs the bot');
-    expect(await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed')).toEqual(before);
+    expect(await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed')).toEqual(before);
   });
 
   it('refuses a malformed option with a useful message and queues nothing', async () => {
-    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed');
+    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed');
     double.slash('/train', 'standard scheduler=zigzag', ADA);
     const refusal = await until('the refusal', () => double.ephemeral.find((e) => e.user === ADA.id && e.text.includes('zigzag')));
     expect(refusal.text).toBe("⚠️ unknown scheduler 'zigzag'; choose one of linear, cosine, constant, constant_with_warmup");
-    expect(await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed')).toEqual(before);
+    expect(await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed')).toEqual(before);
   });
 
   it('escapes what Slack would read as markup, and answers privately where it may not post', async () => {
@@ -132,12 +132,12 @@ describe('Slack in Socket Mode', () => {
     const help = await until('help', () => double.ephemeral.find((e) => e.text.includes('Commands')));
     expect(help.text).toContain('/train &lt;profile&gt;');
     expect(help.text).not.toMatch(/<profile>|<job>/);
-    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed');
+    const before = await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed');
     double.slash('/train', 'quick_test', ADA, 'C0NOTMEMBER');
     const refusal = await until('the refusal', () => double.ephemeral.find((e) => e.channel === 'C0NOTMEMBER'));
     expect(refusal.text).toBe('⚠️ I cannot post in this channel: invite me (/invite @&lt;bot name&gt;) or use a channel I am in');
     // the job was taken back at once: removed while waiting, or stopped if a runner had taken it already
-    const same = async () => JSON.stringify(await stack.bot.queue.queue.getJobCounts('waiting', 'active', 'completed')) === JSON.stringify(before);
+    const same = async () => JSON.stringify(await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed')) === JSON.stringify(before);
     await expect.poll(same, { timeout: 30_000 }).toBe(true);
   });
 

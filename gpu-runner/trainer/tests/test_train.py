@@ -184,6 +184,7 @@ def test_resume_refuses_paths_reports_a_finished_run_done_and_starts_afresh_with
     assert code == 0 and [m["type"] for m in out] == ["done"]
     assert out[0]["model_name"] == name and out[0]["final_loss"] == round(messages[-1]["final_loss"], 4)
     assert out[0]["latest"] is True and out[0]["steps"] == 30
+    assert out[0]["eval_loss"] == round(messages[-1]["eval_loss"], 4) and out[0]["eval_band"] == messages[-1]["eval_band"]
     # the earlier attempt's folder is not here (another runner's disk): a new run, said so
     code, out, _ = run_train(tmp_path, "--profile", "quick_test", "--resume", "gone_quick_test_20260101_0000")
     assert code == 0 and "not in this runner's models folder" in out[0]["message"]
@@ -274,3 +275,40 @@ def test_a_checkpoint_cut_short_by_a_kill_is_passed_over_for_the_one_before(tmp_
     assert newest_checkpoint(tmp_path).name == "checkpoint-10"
     (tmp_path / "checkpoint-10" / "adapter_model.safetensors").write_bytes(b"")
     assert newest_checkpoint(tmp_path) is None
+
+
+def test_five_percent_is_held_out_and_its_loss_is_reported_with_its_band(trained):
+    models, messages = trained
+    start, done = messages[0], messages[-1]
+    assert start["eval_examples"] == 5 and done["eval_examples"] == 5
+    bands = {b["id"] for b in json.loads((REPO / "gpu-runner/trainer/bands.json").read_text())["bands"]}
+    assert isinstance(done["eval_loss"], float) and done["eval_band"] in bands
+    info = read_training_info(models / done["model_name"])
+    assert info["train_examples"] == "95" and info["eval_examples"] == "5"
+    assert abs(float(info["eval_loss"]) - done["eval_loss"]) < 1e-4 and info["eval_band"] == done["eval_band"]
+    assert info["eval_quality"].endswith(next(b["label"] for b in json.loads(
+        (REPO / "gpu-runner/trainer/bands.json").read_text())["bands"] if b["id"] == done["eval_band"]))
+
+
+def test_the_held_out_conversations_are_the_same_every_run_and_never_trained_on():
+    import train
+    rows = [[{"role": "user", "content": str(i)}] for i in range(100)]
+    train_set, eval_set = train.split_eval(rows)
+    again_train, again_eval = train.split_eval(rows)
+    assert len(eval_set) == 5 and len(train_set) == 95 and eval_set == again_eval and train_set == again_train
+    assert not any(c in train_set for c in eval_set)
+    assert train.split_eval(rows[:19]) == (rows[:19], [])           # too few to spare any
+    assert len(train.split_eval(rows * 50)[1]) == train.EVAL_MAX_EXAMPLES  # 5,000 conversations: capped
+
+
+def test_a_dataset_too_small_to_hold_some_out_says_so_and_reports_no_eval_loss(tmp_path):
+    sample = (REPO / "gpu-runner/trainer/data/sample_conversations.jsonl").read_text().splitlines()[:10]
+    data = tmp_path / "small.jsonl"
+    data.write_text("\n".join(sample) + "\n")
+    models = tmp_path / "models"
+    code, messages, err = run_train(models, "--profile", "quick_test", "--dataset", str(data))
+    assert code == 0, err[-2000:]
+    assert any(m["type"] == "notice" and "too few to hold some out" in m["message"] for m in messages)
+    done = messages[-1]
+    assert done["eval_loss"] is None and done["eval_band"] is None and done["eval_examples"] == 0
+    assert "eval_loss" not in read_training_info(models / done["model_name"])
