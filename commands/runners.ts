@@ -6,6 +6,7 @@ export default defineCommand({
   name: 'runners',
   description: 'Show the GPU runners: memory, the job each runs, and hosts that went silent',
   async run(ctx) {
-    await ctx.reply(runnersTable(await ctx.bot.runners.list()));
+    const [runners, modelsId] = await Promise.all([ctx.bot.runners.list(), ctx.bot.models.folderId()]);
+    await ctx.reply(runnersTable(runners, Date.now(), modelsId));
   },
 });

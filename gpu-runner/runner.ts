@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { REPO_ROOT, type Config } from '../src/config.ts';
 import { ASK_QUEUE, AskJobData, keys, parseJsonOrNull, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, type AskResult, type TrainResult } from '../src/jobs.ts';
 import { logger } from '../src/log.ts';
-import { markFolderFailed } from '../src/model-registry.ts';
+import { markFolderFailed, modelsFolderId } from '../src/model-registry.ts';
 import { closeRedis, duplicateRedis } from '../src/redis.ts';
 import { RunnerRegistry, runnerMatches, type RunnerBeat } from '../src/runners.ts';
 import { gpuClassOf, probeDevice } from './devices.ts';
@@ -99,13 +99,14 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   const heartbeatMs = config.runnerHeartbeatS * 1000;
   const aliveMs = 3 * heartbeatMs;
   const startedAt = new Date().toISOString();
+  const modelsId = await modelsFolderId(config.modelsDir).catch((e: Error) => (log.warn(`the models folder ${config.modelsDir} has no readable id: ${e.message}`), null));
   // The device first: the GPU's name gives the class that jobs may ask for.
   let device = await probeDevice(config.trainerBackend, config.gpuId);
   const gpuClass = config.gpuClass ?? (device.device ? (device.device.kind === 'cpu' ? 'cpu' : gpuClassOf(device.device.model)) : 'unknown');
   /** The job this worker trains now, as its heartbeat reports it. */
   let current: RunnerBeat['job'] = null;
   const beatOf = (name: string): RunnerBeat => ({
-    name, host, gpuId: config.gpuId ?? null, gpuClass, backend: config.trainerBackend, ...device,
+    name, host, gpuId: config.gpuId ?? null, gpuClass, backend: config.trainerBackend, ...device, modelsId,
     job: current, startedAt, seenAt: new Date().toISOString(),
   });
   const name = await registry.claim(`${host}${config.gpuId !== undefined ? `/gpu${config.gpuId}` : ''}`, beatOf, aliveMs);

@@ -150,7 +150,7 @@ export function ago(seconds: number): string {
 }
 
 /** One line of /runners: who, which device and its memory, and what it is doing (or when it was last heard from). */
-export function runnerLine(r: RunnerView, now = Date.now()): string {
+export function runnerLine(r: RunnerView, now = Date.now(), botModelsId: string | null = null): string {
   const job = r.job ? `job ${r.job.id} ${r.job.profile} for ${r.job.requestedBy}, ${r.job.maxSteps ? `step ${r.job.step}/${r.job.maxSteps}` : 'starting'}` : null;
   if (!r.live) {
     const since = new Date(r.seenAt);
@@ -163,13 +163,15 @@ export function runnerLine(r: RunnerView, now = Date.now()): string {
     : d.kind === 'cpu'
       ? `CPU backend, ${d.model} · RAM ${gib(d.usedMiB)}/${gib(d.totalMiB)} GiB used`
       : `${d.model} (${r.gpuClass}) · ${gib(d.usedMiB)}/${gib(d.totalMiB)} GiB used, ${gib(d.totalMiB - d.usedMiB)} free`;
-  return `🟢 **${r.name}** · ${device} · ${job ?? 'idle'}`;
+  const elsewhere = botModelsId && r.modelsId && r.modelsId !== botModelsId ? ' · ⚠️ writes to another models folder than the bot reads: its models will not show here (mount the shared folder as MODELS_DIR)' : '';
+  return `🟢 **${r.name}** · ${device} · ${job ?? 'idle'}${elsewhere}`;
 }
 
-export function runnersTable(runners: RunnerView[], now = Date.now()): string {
+/** /runners. `botModelsId`: the id of the models folder the bot reads, to flag runners that write elsewhere. */
+export function runnersTable(runners: RunnerView[], now = Date.now(), botModelsId: string | null = null): string {
   if (runners.length === 0) return 'No runner has checked in. Start one with `npm run runner` on a GPU host (README, "A GPU runner host").';
   const live = runners.filter((r) => r.live).length;
   const silent = runners.length - live;
   const head = `**Runners**: ${live} live${silent ? ` · ${silent} silent (no heartbeat: crashed or cut off?)` : ''}`;
-  return [head, ...runners.map((r) => runnerLine(r, now))].join('\n');
+  return [head, ...runners.map((r) => runnerLine(r, now, botModelsId))].join('\n');
 }

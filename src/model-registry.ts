@@ -1,5 +1,6 @@
 /** Reads models/: the trained adapters, their facts from training_info.txt, and which one `latest` points at. */
 import { mkdir, readdir, readFile, readlink, rename, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { InvalidInput, UserError } from './errors.ts';
 import { isSafeModelName, parseModelName } from './model-names.ts';
@@ -53,8 +54,38 @@ export async function markFolderFailed(modelsDir: string, name: string, reason: 
   return true;
 }
 
+/** The file that names a models folder: hosts that read the same id mount the same folder. */
+export const MODELS_ID_FILE = '.models-id';
+
+/**
+ * The id of the models folder `dir`, made by whichever process first looks (O_EXCL: two first looks agree). A runner
+ * reports it in its heartbeat and the bot compares it with its own: a runner host whose folder is not the shared one
+ * (a local disk where the shared mount should be) shows in /runners before its models go missing.
+ */
+export async function modelsFolderId(dir: string): Promise<string> {
+  const file = join(dir, MODELS_ID_FILE);
+  const read = async () => (await readFile(file, 'utf8')).trim();
+  try {
+    return await read();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  await mkdir(dir, { recursive: true });
+  try {
+    await writeFile(file, `${randomUUID()}\n`, { flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  return read();
+}
+
 export class ModelRegistry {
   constructor(readonly dir: string) {}
+
+  /** This folder's id (see modelsFolderId); null when it cannot be read or made. */
+  folderId(): Promise<string | null> {
+    return modelsFolderId(this.dir).catch(() => null);
+  }
 
   async latestName(): Promise<string | null> {
     try {

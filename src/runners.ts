@@ -23,6 +23,8 @@ export const RunnerBeat = z.object({
     .nullable(),
   /** Why `device` is null (nvidia-smi missing or failing). */
   deviceError: z.string().optional(),
+  /** The id of the models folder this runner writes (src/model-registry.ts): the bot's own when storage is shared. */
+  modelsId: z.string().nullable().default(null),
   job: z
     .object({ id: z.string(), profile: z.string(), step: z.number().int(), maxSteps: z.number().int(), requestedBy: z.string() })
     .nullable(),

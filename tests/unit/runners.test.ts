@@ -47,10 +47,14 @@ describe('/runners', () => {
     name: 'box-a/gpu0', host: 'box-a', gpuId: 0, gpuClass: 'h100', backend: 'cuda',
     device: { kind: 'cuda', model: 'NVIDIA H100 80GB HBM3', usedMiB: 45 * 1024, totalMiB: 80 * 1024 },
     job: { id: '12', profile: 'standard', step: 140, maxSteps: 200, requestedBy: 'ada' },
-    startedAt: '2026-11-25T13:00:00Z', seenAt: '2026-11-25T14:09:58Z', live: true,
+    startedAt: '2026-11-25T13:00:00Z', seenAt: '2026-11-25T14:09:58Z', live: true, modelsId: 'shared-1',
   };
   it('shows a live GPU with its memory used and free and its job at its step', () => {
     expect(runnerLine(base, now)).toBe('🟢 **box-a/gpu0** · NVIDIA H100 80GB HBM3 (h100) · 45.0/80.0 GiB used, 35.0 free · job 12 standard for ada, step 140/200');
+  });
+  it('flags a runner that writes to another models folder than the bot reads (a host without the shared mount)', () => {
+    expect(runnerLine(base, now, 'shared-1')).not.toContain('⚠️');
+    expect(runnerLine({ ...base, modelsId: 'local-disk' }, now, 'shared-1')).toMatch(/ · ⚠️ writes to another models folder than the bot reads: its models will not show here \(mount the shared folder as MODELS_DIR\)$/);
   });
   it('shows a GPU nvidia-smi could not read, and a job still loading its model', () => {
     const r = { ...base, device: null, deviceError: 'nvidia-smi not found', job: { ...base.job!, step: 0, maxSteps: 0 } };
