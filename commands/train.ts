@@ -3,7 +3,7 @@ import { defineCommand, type CommandContext, type Handler, type OptionSpec } fro
 import { InvalidInput, UserError } from '../src/errors.ts';
 import { jobHeader, jobStatus, queuedLine } from '../src/format.ts';
 import type { TrainJobData } from '../src/jobs.ts';
-import { runnerMatches } from '../src/runners.ts';
+import { GPU_CLASS_RE, HOST_NAME_RE, runnerMatches } from '../src/runners.ts';
 import { PROFILES, PROFILE_NAMES, RANK, SCHEDULERS } from '../src/tables.ts';
 
 const overrides: OptionSpec[] = [
@@ -13,9 +13,11 @@ const overrides: OptionSpec[] = [
   { name: 'gpu', description: 'run only on this GPU class (h100, a100…); /runners lists them', type: 'string', named: true },
 ];
 
-/** A runner's host name, `host/gpuN` or `host/gpuN#2`; a GPU class. Checked before any lookup, never echoed raw. */
-const HOST_RE = /^[A-Za-z0-9._-]{1,63}(\/gpu\d{1,3}(#\d{1,2})?)?$/;
-const GPU_RE = /^[A-Za-z0-9._-]{1,32}$/;
+/** A runner's host name, or `host/gpuN`: checked before any lookup, never echoed raw. */
+const isHostTarget = (v: string) => {
+  const [host, gpu, ...rest] = v.split('/');
+  return rest.length === 0 && HOST_NAME_RE.test(host!) && (gpu === undefined || /^gpu\d{1,3}$/.test(gpu));
+};
 
 /**
  * Where a job asked to run, checked against the runners Redis knows (live or silent): a job no runner could ever take
@@ -25,8 +27,8 @@ async function targetOf(ctx: CommandContext, args: Record<string, unknown>): Pro
   const host = args.host as string | undefined;
   const gpu = args.gpu as string | undefined;
   if (host === undefined && gpu === undefined) return { live: true };
-  if (host !== undefined && !HOST_RE.test(host)) throw new InvalidInput('host must be a runner name as /runners shows it (box, or box/gpu1)');
-  if (gpu !== undefined && !GPU_RE.test(gpu)) throw new InvalidInput('gpu must be a GPU class as /runners shows it (h100, a100, cpu…)');
+  if (host !== undefined && !isHostTarget(host)) throw new InvalidInput('host must be a runner name as /runners shows it (box, or box/gpu1)');
+  if (gpu !== undefined && !GPU_CLASS_RE.test(gpu)) throw new InvalidInput('gpu must be a GPU class as /runners shows it (h100, a100, cpu…)');
   const target = { ...(host !== undefined && { host }), ...(gpu !== undefined && { gpu: gpu.toLowerCase() }) };
   const matching = (await ctx.bot.runners.list()).filter((r) => runnerMatches(r, target));
   if (matching.length === 0) {

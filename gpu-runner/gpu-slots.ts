@@ -6,9 +6,16 @@
  */
 import type { Redis } from 'ioredis';
 
-/** Compare-and-renew and compare-and-delete: only the holder touches its slot. */
-const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0`;
-const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`;
+import { RELEASE_IF_HOLDER } from '../src/redis.ts';
+
+/** Renews the holder's slot, or takes it again if it lapsed (a Redis outage): 0 when another worker holds it now. */
+const RENEW = `
+local v = redis.call('get', KEYS[1])
+if v == false or v == ARGV[1] then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0`;
 
 export class GpuSlots {
   private held: string | null = null;
@@ -50,13 +57,15 @@ export class GpuSlots {
     return values.filter((v): v is string => v !== null);
   }
 
-  async renew(): Promise<void> {
-    if (this.held) await this.redis.eval(RENEW, 1, this.held, this.holder, this.ttlMs);
+  /** Keeps the slot of a training in progress; false when it lapsed and another worker took it meanwhile. */
+  async renew(): Promise<boolean> {
+    if (!this.held) return true;
+    return (await this.redis.eval(RENEW, 1, this.held, this.holder, this.ttlMs)) === 1;
   }
 
   async release(): Promise<void> {
     const key = this.held;
     this.held = null;
-    if (key) await this.redis.eval(RELEASE, 1, key, this.holder);
+    if (key) await this.redis.eval(RELEASE_IF_HOLDER, 1, key, this.holder);
   }
 }

@@ -93,7 +93,7 @@ export class InferenceProcess {
         PYTHONUNBUFFERED: '1',
         TOKENIZERS_PARALLELISM: 'false',
         // the runner's GPU, as the trainer gets --gpu: a host's runners must not all load their models onto GPU 0
-        ...(this.config.gpuId !== undefined && { CUDA_VISIBLE_DEVICES: String(this.config.gpuId) }),
+        ...(this.config.gpuId !== undefined && { CUDA_VISIBLE_DEVICES: String(this.config.gpuId), CUDA_DEVICE_ORDER: 'PCI_BUS_ID' }),
       },
     });
     this.child = child;

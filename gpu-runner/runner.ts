@@ -5,16 +5,18 @@
  */
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
 import { readFile, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO_ROOT, type Config } from '../src/config.ts';
-import { ASK_QUEUE, AskJobData, keys, parseJsonOrNull, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, type AskResult, type TrainResult } from '../src/jobs.ts';
+import { ASK_QUEUE, AskJobData, keys, PRIORITY_TARGETED, parseJsonOrNull, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, type AskResult, type TrainResult } from '../src/jobs.ts';
 import { logger } from '../src/log.ts';
 import { markFolderFailed, modelsFolderId } from '../src/model-registry.ts';
 import { closeRedis, duplicateRedis } from '../src/redis.ts';
 import { RunnerRegistry, runnerMatches, type RunnerBeat } from '../src/runners.ts';
-import { gpuClassOf, probeDevice } from './devices.ts';
+import { gpuClassOf, probeDevice, type DeviceReport } from './devices.ts';
 import { GpuSlots } from './gpu-slots.ts';
+import { PublishFailed, publishModel } from './publish.ts';
 import { AskRefused, InferenceProcess } from './inference-process.ts';
 import { INTERRUPT, runTrainer, TrainerFailed } from './trainer-process.ts';
 
@@ -23,6 +25,8 @@ export const TRAINER_SCRIPT = join(REPO_ROOT, 'gpu-runner/trainer/train.py');
 const SHUTDOWN = 'the runner is shutting down';
 /** A job for another host or GPU class goes back for this long, while this worker takes the next one. */
 export const NOT_MINE_DELAY_MS = 2_000;
+/** The least a GPU slot lives without renewal: a short Redis outage must not free a GPU that is training. */
+const SLOT_MIN_TTL_MS = 10_000;
 
 export interface RunnerOptions {
   config: Config;
@@ -48,7 +52,7 @@ export interface Runner {
  * the folder an earlier attempt of this job started (its runner died), continued from its newest checkpoint.
  */
 export function trainerArgs(config: Config, data: TrainJobData, jobId: string, resume?: string): string[] {
-  const args = [`--profile=${data.profile}`, `--models-dir=${config.modelsDir}`, `--dataset=${config.dataset}`];
+  const args = [`--profile=${data.profile}`, `--models-dir=${trainingDir(config)}`, `--dataset=${config.dataset}`];
   args.push(`--base-model=${config.baseModel}`, `--backend=${config.trainerBackend}`, `--job-id=${jobId}`);
   args.push(`--requested-by=${data.requestedBy.name} (${data.requestedBy.platform})`);
   if (data.r !== undefined) args.push(`--r=${data.r}`);
@@ -57,6 +61,9 @@ export function trainerArgs(config: Config, data: TrainJobData, jobId: string, r
   if (resume !== undefined) args.push(`--resume=${resume}`);
   return args;
 }
+
+/** Where this runner's trainer writes: its own disk when it publishes to a shared folder, else the models folder. */
+const trainingDir = (config: Config) => config.localModelsDir ?? config.modelsDir;
 
 /** Free bytes on the disk that holds `dir` (or its nearest existing parent). */
 async function freeBytes(dir: string): Promise<number> {
@@ -99,54 +106,99 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   const heartbeatMs = config.runnerHeartbeatS * 1000;
   const aliveMs = 3 * heartbeatMs;
   const startedAt = new Date().toISOString();
+  const instance = randomBytes(6).toString('hex');
   const modelsId = await modelsFolderId(config.modelsDir).catch((e: Error) => (log.warn(`the models folder ${config.modelsDir} has no readable id: ${e.message}`), null));
-  // The device first: the GPU's name gives the class that jobs may ask for.
+  // The device first: the GPU's name gives the class that jobs may ask for (again at a later beat if nvidia-smi
+  // could not answer now).
   let device = await probeDevice(config.trainerBackend, config.gpuId);
-  const gpuClass = config.gpuClass ?? (device.device ? (device.device.kind === 'cpu' ? 'cpu' : gpuClassOf(device.device.model)) : 'unknown');
-  /** The job this worker trains now, as its heartbeat reports it. */
+  const classOf = (d: DeviceReport) => config.gpuClass ?? (d.device ? (d.device.kind === 'cpu' ? 'cpu' : gpuClassOf(d.device.model)) : 'unknown');
+  let gpuClass = classOf(device);
+  /** The job this worker trains now, and what it waits for, as its heartbeat reports them. */
   let current: RunnerBeat['job'] = null;
+  let waitingFor: string | null = null;
   const beatOf = (name: string): RunnerBeat => ({
-    name, host, gpuId: config.gpuId ?? null, gpuClass, backend: config.trainerBackend, ...device, modelsId,
-    job: current, startedAt, seenAt: new Date().toISOString(),
+    name, instance, host, gpuId: config.gpuId ?? null, gpuClass, backend: config.trainerBackend, ...device, modelsId,
+    job: current, waitingFor, startedAt, seenAt: new Date().toISOString(),
   });
-  const name = await registry.claim(`${host}${config.gpuId !== undefined ? `/gpu${config.gpuId}` : ''}`, beatOf, aliveMs);
   // One GPU, however many workers are pinned to it, trains JOBS_PER_GPU jobs at once. The CPU backend without GPU_ID
-  // has no GPU to share.
+  // has no GPU to share. `host/gpuN` is also the worker's name (a second process on the GPU: `host/gpuN#2`).
   const gpuKey = config.gpuId !== undefined ? `${host}/gpu${config.gpuId}` : config.trainerBackend === 'cpu' ? null : `${host}/gpu0`;
-  const slots = gpuKey ? new GpuSlots(connection, prefix, gpuKey, config.jobsPerGpu, `${name} (pid ${process.pid})`, aliveMs) : null;
+  let name = await registry.claim(config.gpuId !== undefined ? gpuKey! : host, beatOf, aliveMs);
+  // A slot outlives a short Redis outage (10 s at least) so that a training in progress keeps its GPU.
+  const slotMs = Math.max(aliveMs, SLOT_MIN_TTL_MS);
+  const slots = gpuKey ? new GpuSlots(connection, prefix, gpuKey, config.jobsPerGpu, `${name} (pid ${process.pid})`, slotMs) : null;
   let waitingForSlot: NodeJS.Timeout | null = null;
+  let closing = false;
 
+  let failedBeats = 0;
   const heartbeat = latestOnly(async () => {
-    device = await probeDevice(config.trainerBackend, config.gpuId);
-    await Promise.all([registry.beat(beatOf(name), aliveMs), slots?.renew()]);
+    try {
+      device = await probeDevice(config.trainerBackend, config.gpuId);
+      if (gpuClass === 'unknown') gpuClass = classOf(device);
+      if (!(await registry.beat(beatOf(name), aliveMs))) {
+        // this worker was cut off for longer than its heartbeat and another process took its name meanwhile
+        const old = name;
+        name = await registry.claim(gpuKey ?? host, beatOf, aliveMs);
+        log.warn(`the runner name ${old} was taken while this worker was cut off from Redis; it is now ${name}`);
+      }
+      failedBeats = 0;
+    } catch (e) {
+      if (++failedBeats === 3) log.warn(`3 heartbeats in a row failed (Redis?): /runners shows this worker as silent: ${(e as Error).message}`);
+      throw e;
+    }
   });
   const beating = setInterval(() => heartbeat.push(), heartbeatMs);
   beating.unref();
+  // The slot is renewed apart from the heartbeat (which waits on nvidia-smi), at the same pace.
+  const renewing = setInterval(() => {
+    void slots?.renew().then(
+      (kept) => {
+        if (!kept) log.warn(`the GPU slot on ${gpuKey} lapsed during a training (a Redis outage?) and another worker holds it: two trainings may share the GPU`);
+      },
+      (e: Error) => log.debug(`slot not renewed (Redis?): ${e.message}`),
+    );
+  }, heartbeatMs);
+  renewing.unref();
+
+  /** Fetch nothing until a slot of this GPU frees (another worker pinned to it trains). */
+  const waitForSlot = () => {
+    if (waitingForSlot || closing) return;
+    waitingFor = `a free slot on ${gpuKey} (JOBS_PER_GPU=${config.jobsPerGpu})`;
+    heartbeat.push();
+    waitingForSlot = setInterval(() => {
+      void slots!.anyFree().then((free) => {
+        if (!free || !waitingForSlot) return;
+        clearInterval(waitingForSlot);
+        waitingForSlot = null;
+        waitingFor = null;
+        if (!closing) worker.resume();
+      }, () => undefined);
+    }, Math.min(1_000, heartbeatMs));
+    waitingForSlot.unref();
+  };
 
   const processor = async (job: Job, token?: string, signal?: AbortSignal): Promise<TrainResult> => {
     const parsed = TrainJobData.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`bad job data: ${parsed.error.issues[0]?.message}`);
     const data = parsed.data;
     const id = job.id!;
-    if (!runnerMatches({ name, host, gpuClass }, data.target)) {
-      // asked for another host or GPU class: back to the queue for a moment (no attempt spent), and on to the next job
+    if (!runnerMatches({ host, gpuId: config.gpuId ?? null, gpuClass }, data.target)) {
+      // A cancel that came while it bounced between runners ends it here.
+      const flag = await readCancelFlag(connection, prefix, id);
+      if (flag) throw new UnrecoverableError(`cancelled by ${flag.by} before it started`);
+      // Asked for another host or GPU class: back to the queue for a moment (no attempt spent), and on to the next
+      // job. It has reached the head of the queue, so from now on it comes first for the runners it fits.
+      if (job.priority !== PRIORITY_TARGETED) await job.changePriority({ priority: PRIORITY_TARGETED });
       await job.moveToDelayed(Date.now() + NOT_MINE_DELAY_MS, token);
       throw new DelayedError();
     }
     if (slots && !(await slots.take())) {
-      // Another worker pinned to this GPU is training on it: the job goes back to the head of the queue (for any
-      // other runner), and this worker fetches nothing until a slot frees.
+      // Another worker pinned to this GPU is training on it: this worker stops fetching until a slot frees, and the
+      // job goes back to the head of the queue (for any other runner).
       log.info(`job ${id}: ${gpuKey} is busy (${(await slots.holders()).join(', ')}); waiting for it before taking jobs`);
       await worker.pause(true);
+      waitForSlot();
       await job.moveToWait(token);
-      waitingForSlot ??= setInterval(() => {
-        void slots.anyFree().then((free) => {
-          if (!free || !waitingForSlot) return;
-          clearInterval(waitingForSlot);
-          waitingForSlot = null;
-          worker.resume();
-        }, () => undefined);
-      }, Math.min(1_000, heartbeatMs));
       throw new WaitingError();
     }
     try {
@@ -155,6 +207,19 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       current = null;
       await slots?.release().catch((e: Error) => log.warn(`could not release the GPU slot (it lapses on its own): ${e.message}`));
       heartbeat.push();
+    }
+  };
+
+  /** A model trained on this host's own disk, copied to the shared folder (checksummed) before latest moves there. */
+  const publish = async (id: string, name: string, moveLatest: boolean): Promise<string> => {
+    try {
+      const done = await publishModel({ localDir: config.localModelsDir!, sharedDir: config.modelsDir, name, moveLatest });
+      log.info(`job ${id}: ${done.files} files (${(done.bytes / 1e6).toFixed(1)} MB) copied to the shared models folder as ${done.name}, checksums verified`);
+      return done.name;
+    } catch (e) {
+      // a checksum that differs (PublishFailed), or the shared folder full or gone: the model stays where it trained
+      if (!(e instanceof PublishFailed)) log.warn(`job ${id}: copying ${name} to ${config.modelsDir} failed`, e);
+      throw new UnrecoverableError(`the model trained but could not be copied to the shared models folder (${(e as Error).message.split('\n')[0]}); it is kept on ${host} in ${join(config.localModelsDir!, name)}`);
     }
   };
 
@@ -170,7 +235,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     // one round trip for both: the cancel flag (set by a /train cancel that raced the pickup) and "starting"
     const [flag] = await Promise.all([readCancelFlag(connection, prefix, id), job.updateProgress(progress)]);
     if (flag) throw new UnrecoverableError(`cancelled by ${flag.by} before it started`);
-    const free = await freeBytes(config.modelsDir);
+    const free = await freeBytes(trainingDir(config));
     if (free < config.minFreeDiskGb * 1e9) {
       throw new UnrecoverableError(
         `only ${(free / 1e9).toFixed(1)} GB free for models on ${name} (MIN_FREE_DISK_GB=${config.minFreeDiskGb}): free some space (/models list shows what is there), then /train again`,
@@ -199,7 +264,8 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
         script: TRAINER_SCRIPT,
         args: trainerArgs(config, data, id, resume),
         cwd: REPO_ROOT,
-        env: { TRAINER_LOAD_IN_4BIT: config.trainerLoadIn4bit ? '1' : '0' },
+        // GPU ids count as nvidia-smi counts them (PCI order), so the trainer uses the GPU the heartbeat reports
+        env: { TRAINER_LOAD_IN_4BIT: config.trainerLoadIn4bit ? '1' : '0', CUDA_DEVICE_ORDER: 'PCI_BUS_ID' },
         signal: stop.signal,
         killGraceMs: config.trainerKillGraceMs,
         stallTimeoutMs: config.trainerStallTimeoutS * 1000,
@@ -223,8 +289,9 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       const history = await readFile(join(done.output_dir, 'loss_history.json'), 'utf8').then(parseJsonOrNull, () => null);
       const whole = Array.isArray(history) && history.length >= losses.length;
       if (whole) losses = history.map((x) => (typeof x === 'number' && Number.isFinite(x) ? x : null));
+      const modelName = config.localModelsDir ? await publish(id, done.model_name, done.latest) : done.model_name;
       return {
-        modelName: done.model_name,
+        modelName,
         losses,
         firstStep: whole ? 1 : (progress.firstStep?.step ?? 1),
         finalLoss: done.final_loss,
@@ -249,7 +316,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
         throw new Error(`${SHUTDOWN} (${name}, at step ${progress.step})`);
       }
       // The trainer could not say it failed (killed by the watchdog or the kernel): the runner marks its folder.
-      if (!e.reported && progress.modelName) await markFolderFailed(config.modelsDir, progress.modelName, e.message).catch((m) => log.warn('could not mark the folder', m));
+      if (!e.reported && progress.modelName) await markFolderFailed(trainingDir(config), progress.modelName, e.message).catch((m) => log.warn('could not mark the folder', m));
       // A trainer failure repeats on a retry (bad data, out of memory): fail now, with its one line.
       throw new UnrecoverableError(e.message);
     } finally {
@@ -332,7 +399,9 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     inference,
     name,
     async close() {
+      closing = true;
       clearInterval(beating);
+      clearInterval(renewing);
       if (waitingForSlot) clearInterval(waitingForSlot);
       worker.cancelAllJobs(SHUTDOWN);
       await Promise.all([worker.close(), askWorker.close()]);
@@ -340,7 +409,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       await closeRedis(subscriber);
       await heartbeat.flush();
       // stopped on purpose: off the list, not "silent"
-      await registry.leave(name).catch((e: Error) => log.warn(`could not leave the runner list: ${e.message}`));
+      await registry.leave(name, instance).catch((e: Error) => log.warn(`could not leave the runner list: ${e.message}`));
     },
   };
 }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { parseRule, ruleProblems, type Permission, type Rule } from './access.ts';
 import { configureLog } from './log.ts';
+import { GPU_CLASS_RE, HOST_NAME_RE } from './runners.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -32,13 +33,14 @@ const EnvSchema = z.object({
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('chatops'),
   EMBEDDED_RUNNER: bool.optional(),
   MODELS_DIR: path('models'),
+  LOCAL_MODELS_DIR: z.string().min(1).transform((p) => resolve(REPO_ROOT, p)).optional(),
   DATASET: path('gpu-runner/trainer/data/sample_conversations.jsonl'),
   BASE_MODEL: z.string().min(1).default('tiny'),
   TRAINER_BACKEND: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   PYTHON: path('.venv/bin/python'),
   GPU_ID: z.coerce.number().int().nonnegative().optional(),
-  RUNNER_HOST: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, 'letters, digits, ., _ and - only').optional(),
-  GPU_CLASS: z.string().regex(/^[A-Za-z0-9._-]{1,32}$/, 'letters, digits, ., _ and - only').optional(),
+  RUNNER_HOST: z.string().regex(HOST_NAME_RE, 'letters, digits, ., _ and - only').optional(),
+  GPU_CLASS: z.string().regex(GPU_CLASS_RE, 'letters, digits, ., _ and - only').optional(),
   JOBS_PER_GPU: z.coerce.number().int().min(1).max(8).default(1),
   RUNNER_HEARTBEAT_S: z.coerce.number().min(0.2).max(300).default(10),
   TRAINER_LOAD_IN_4BIT: bool.default(true),
@@ -76,6 +78,12 @@ export interface Config {
   /** Run the GPU runner inside the bot process (the embedded default does, when REDIS_URL is unset). */
   embeddedRunner: boolean;
   modelsDir: string;
+  /**
+   * A runner host without the shared models folder mounted as MODELS_DIR trains here (its own disk) and copies each
+   * finished model to MODELS_DIR, checksummed, before latest moves (gpu-runner/publish.ts). Unset: it trains in
+   * MODELS_DIR itself.
+   */
+  localModelsDir: string | undefined;
   dataset: string;
   baseModel: string;
   trainerBackend: 'auto' | 'cpu' | 'cuda';
@@ -159,6 +167,7 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     queuePrefix: e.QUEUE_PREFIX,
     embeddedRunner: e.EMBEDDED_RUNNER ?? e.REDIS_URL === undefined,
     modelsDir: e.MODELS_DIR,
+    localModelsDir: e.LOCAL_MODELS_DIR,
     dataset: e.DATASET,
     baseModel: e.BASE_MODEL,
     trainerBackend: e.TRAINER_BACKEND,

@@ -164,7 +164,8 @@ export function runnerLine(r: RunnerView, now = Date.now(), botModelsId: string 
       ? `CPU backend, ${d.model} · RAM ${gib(d.usedMiB)}/${gib(d.totalMiB)} GiB used`
       : `${d.model} (${r.gpuClass}) · ${gib(d.usedMiB)}/${gib(d.totalMiB)} GiB used, ${gib(d.totalMiB - d.usedMiB)} free`;
   const elsewhere = botModelsId && r.modelsId && r.modelsId !== botModelsId ? ' · ⚠️ writes to another models folder than the bot reads: its models will not show here (mount the shared folder as MODELS_DIR)' : '';
-  return `🟢 **${r.name}** · ${device} · ${job ?? 'idle'}${elsewhere}`;
+  const doing = job ?? (r.waitingFor ? `⏸️ waiting for ${r.waitingFor}` : 'idle');
+  return `🟢 **${r.name}** · ${device} · ${doing}${elsewhere}`;
 }
 
 /** /runners. `botModelsId`: the id of the models folder the bot reads, to flag runners that write elsewhere. */

@@ -4,6 +4,13 @@ import { z } from 'zod';
 import { PROFILE_NAMES, RANK, SCHEDULERS } from './tables.ts';
 
 export const TRAIN_QUEUE = 'train';
+/**
+ * BullMQ priorities of training jobs (1 is taken first): every job is queued at PRIORITY_ANY, in order; a job that
+ * asked for a host or GPU class is raised to PRIORITY_TARGETED when a runner it does not fit hands it back from the
+ * head of the queue, so it keeps its place for the runners it fits while the others take the jobs behind it.
+ */
+export const PRIORITY_TARGETED = 1;
+export const PRIORITY_ANY = 2;
 
 export const Requester = z.object({
   id: z.string().min(1),

@@ -1,5 +1,5 @@
 /** Reads models/: the trained adapters, their facts from training_info.txt, and which one `latest` points at. */
-import { mkdir, readdir, readFile, readlink, rename, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, readlink, rename, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { InvalidInput, UserError } from './errors.ts';
@@ -71,10 +71,15 @@ export async function modelsFolderId(dir: string): Promise<string> {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
   await mkdir(dir, { recursive: true });
+  // written whole under a private name, then linked into place: a reader never sees an empty id
+  const tmp = join(dir, `.models-id.${process.pid}.${randomUUID()}`);
+  await writeFile(tmp, `${randomUUID()}\n`);
   try {
-    await writeFile(file, `${randomUUID()}\n`, { flag: 'wx' });
+    await link(tmp, file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
   }
   return read();
 }

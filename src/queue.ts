@@ -1,10 +1,11 @@
 /** The bot's side of the training queue: add, look up, list and cancel jobs. Redis is the only state. */
 import { Job, Queue } from 'bullmq';
+import { RELEASE_IF_HOLDER } from './redis.ts';
 import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidInput, JobNotFound, orUnavailable, QueueUnavailable, QUEUE_DEADLINE_MS, UserError } from './errors.ts';
-import { CANCEL_FLAG_TTL_S, keys, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult, type CancelFlag } from './jobs.ts';
+import { CANCEL_FLAG_TTL_S, keys, PRIORITY_ANY, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult, type CancelFlag } from './jobs.ts';
 
 export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'cancelled' | 'unknown';
 
@@ -24,11 +25,7 @@ export interface JobView {
  * deadlines; a bot that dies holding one delays that user's next /train by this much at most.
  */
 export const USER_LOCK_TTL_MS = 10_000;
-/** BullMQ priorities (1 first): a job that asked for a host or GPU class before one that runs anywhere. */
-const PRIORITY_TARGETED = 1;
-const PRIORITY_ANY = 2;
-/** Compare-and-delete: a lock is released only by its holder's token (not after it expired and someone else took it). */
-const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`;
+
 
 /**
  * One requester's waiting and running jobs, as id, state pairs, filtered inside Redis: a /train's count then costs
@@ -69,9 +66,9 @@ export class TrainQueue {
   async add(data: TrainJobData): Promise<{ job: Job; position: number; running: number }> {
     const job = await this.guard(() =>
       this.queue.add(data.profile, TrainJobData.parse(data), {
-        // A job that can run only on some runners comes first for them (the others can take the rest); jobs of one
-        // priority keep their order.
-        priority: data.target ? PRIORITY_TARGETED : PRIORITY_ANY,
+        // Every job queues in order; one that asked for a host or GPU class gets PRIORITY_TARGETED once a runner it
+        // does not fit has handed it back from the head of the queue (gpu-runner/runner.ts).
+        priority: PRIORITY_ANY,
         // Another try only when the runner went away (shutdown, lost host); a trainer's own failure is final.
         attempts: 3,
         backoff: { type: 'fixed', delay: 5_000 },
@@ -109,7 +106,7 @@ export class TrainQueue {
       return await critical();
     } finally {
       // if this fails, the lock expires on its own
-      await this.guard(() => this.redis.eval(RELEASE_LOCK, 1, key, token)).catch(() => undefined);
+      await this.guard(() => this.redis.eval(RELEASE_IF_HOLDER, 1, key, token)).catch(() => undefined);
     }
   }
 

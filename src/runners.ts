@@ -9,9 +9,15 @@ import { z } from 'zod';
 import { orUnavailable } from './errors.ts';
 import { parseJsonOrNull } from './jobs.ts';
 
+/** A runner's host name (RUNNER_HOST) and a GPU class (GPU_CLASS), as settings and as /train's options take them. */
+export const HOST_NAME_RE = /^[A-Za-z0-9._-]{1,63}$/;
+export const GPU_CLASS_RE = /^[A-Za-z0-9._-]{1,32}$/;
+
 export const RunnerBeat = z.object({
-  /** `host/gpuN`, or the host alone for a runner without GPU_ID. */
+  /** `host/gpuN`, or the host alone for a runner without GPU_ID; `#2`… for a second process on one GPU. */
   name: z.string().min(1),
+  /** This process (random at its start): only it may renew or remove its entry. */
+  instance: z.string().default(''),
   host: z.string().min(1),
   gpuId: z.number().int().nullable(),
   /** What /train's `gpu` option matches: `h100`, `a100`… (from the GPU's name, or GPU_CLASS), `cpu` on the CPU. */
@@ -28,9 +34,11 @@ export const RunnerBeat = z.object({
   job: z
     .object({ id: z.string(), profile: z.string(), step: z.number().int(), maxSteps: z.number().int(), requestedBy: z.string() })
     .nullable(),
+  /** What keeps an idle worker from taking jobs (a GPU whose slots other workers hold). */
+  waitingFor: z.string().nullable().default(null),
   startedAt: z.string(),
   /** The runner's clock at this beat: shown as "last seen", never used to decide liveness. */
-  seenAt: z.string(),
+  seenAt: z.string().refine((s) => Number.isFinite(Date.parse(s)), 'a date'),
 });
 export type RunnerBeat = z.infer<typeof RunnerBeat>;
 
@@ -40,6 +48,29 @@ export interface RunnerView extends RunnerBeat {
 
 /** A silent runner is forgotten after this long (a host taken out of the fleet for good). */
 export const FORGET_SILENT_AFTER_MS = 7 * 24 * 3600 * 1000;
+
+/** Writes a beat unless another live process (another instance) holds the name. */
+const BEAT = `
+local cur = redis.call('get', KEYS[1])
+if cur then
+  local ok, d = pcall(cjson.decode, cur)
+  if ok and type(d) == 'table' and d.instance ~= ARGV[2] then return 0 end
+end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('hset', KEYS[2], ARGV[4], ARGV[1])
+return 1`;
+/** Removes the entry of a process that leaves, unless another process holds the name by now. */
+const LEAVE = `
+local function mine(raw)
+  if not raw then return true end
+  local ok, d = pcall(cjson.decode, raw)
+  return ok and type(d) == 'table' and d.instance == ARGV[1]
+end
+if mine(redis.call('get', KEYS[1])) and mine(redis.call('hget', KEYS[2], ARGV[2])) then
+  redis.call('del', KEYS[1])
+  redis.call('hdel', KEYS[2], ARGV[2])
+end
+return 1`;
 
 export class RunnerRegistry {
   constructor(
@@ -68,15 +99,18 @@ export class RunnerRegistry {
     throw new Error(`32 live runners are named ${base} already: give this one its own GPU_ID or RUNNER_HOST`);
   }
 
-  /** One heartbeat: alive for `ttlMs`, and the last word kept for when it goes silent. */
-  async beat(beat: RunnerBeat, ttlMs: number): Promise<void> {
+  /**
+   * One heartbeat: alive for `ttlMs`, and the last word kept for when it goes silent. False (and nothing written)
+   * when another live process holds the name: this one was cut off longer than its heartbeat and must claim anew.
+   */
+  async beat(beat: RunnerBeat, ttlMs: number): Promise<boolean> {
     const json = JSON.stringify(RunnerBeat.parse(beat));
-    await this.redis.multi().set(this.aliveKey(beat.name), json, 'PX', ttlMs).hset(this.seenKey, beat.name, json).exec();
+    return (await this.redis.eval(BEAT, 2, this.aliveKey(beat.name), this.seenKey, json, beat.instance, ttlMs, beat.name)) === 1;
   }
 
-  /** A runner stopping on purpose leaves the list (it did not go silent). */
-  async leave(name: string): Promise<void> {
-    await this.redis.multi().del(this.aliveKey(name)).hdel(this.seenKey, name).exec();
+  /** A runner stopping on purpose leaves the list (it did not go silent); only the process that holds the name. */
+  async leave(name: string, instance: string): Promise<void> {
+    await this.redis.eval(LEAVE, 2, this.aliveKey(name), this.seenKey, instance, name);
   }
 
   /** Every runner seen: live ones first, then silent ones, each by name. A command's deadline on Redis. */
@@ -100,13 +134,15 @@ export class RunnerRegistry {
 }
 
 /**
- * Whether a runner may take a job that asked for a host or a GPU class. Host: the runner's host name or its full
- * name (`box/gpu1`); class: its GPU class. Both case-insensitive; a job that asked for nothing runs anywhere.
+ * Whether a runner may take a job that asked for a host or a GPU class. Host: the runner's host name, or one GPU of
+ * it (`box/gpu1`: every process pinned to that GPU, whatever `#N` its name has); class: its GPU class. Both
+ * case-insensitive; a job that asked for nothing runs anywhere.
  */
-export function runnerMatches(runner: Pick<RunnerBeat, 'name' | 'host' | 'gpuClass'>, target: { host?: string; gpu?: string } | undefined): boolean {
+export function runnerMatches(runner: Pick<RunnerBeat, 'host' | 'gpuId' | 'gpuClass'>, target: { host?: string; gpu?: string } | undefined): boolean {
   if (!target) return true;
   const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
-  if (target.host !== undefined && !eq(target.host, runner.host) && !eq(target.host, runner.name)) return false;
+  const gpu = runner.gpuId !== null ? `${runner.host}/gpu${runner.gpuId}` : null;
+  if (target.host !== undefined && !eq(target.host, runner.host) && !(gpu && eq(target.host, gpu))) return false;
   if (target.gpu !== undefined && !eq(target.gpu, runner.gpuClass)) return false;
   return true;
 }

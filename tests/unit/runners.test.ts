@@ -26,12 +26,13 @@ describe('nvidia-smi', () => {
 });
 
 describe('which runners a job may use', () => {
-  const runner = { name: 'box-a/gpu1', host: 'box-a', gpuClass: 'h100' };
+  const runner = { host: 'box-a', gpuId: 1, gpuClass: 'h100' };
   it.each([
     [undefined, true],
     [{ host: 'box-a' }, true],
     [{ host: 'BOX-A/GPU1' }, true],
     [{ host: 'box-a/gpu0' }, false],
+    [{ host: 'box-a/gpu1#2' }, false], // a process's #N is not part of what a job may ask for
     [{ host: 'box-b' }, false],
     [{ gpu: 'h100' }, true],
     [{ gpu: 'a100' }, false],
@@ -47,7 +48,7 @@ describe('/runners', () => {
     name: 'box-a/gpu0', host: 'box-a', gpuId: 0, gpuClass: 'h100', backend: 'cuda',
     device: { kind: 'cuda', model: 'NVIDIA H100 80GB HBM3', usedMiB: 45 * 1024, totalMiB: 80 * 1024 },
     job: { id: '12', profile: 'standard', step: 140, maxSteps: 200, requestedBy: 'ada' },
-    startedAt: '2026-11-25T13:00:00Z', seenAt: '2026-11-25T14:09:58Z', live: true, modelsId: 'shared-1',
+    startedAt: '2026-11-25T13:00:00Z', seenAt: '2026-11-25T14:09:58Z', live: true, modelsId: 'shared-1', instance: 'a1', waitingFor: null,
   };
   it('shows a live GPU with its memory used and free and its job at its step', () => {
     expect(runnerLine(base, now)).toBe('🟢 **box-a/gpu0** · NVIDIA H100 80GB HBM3 (h100) · 45.0/80.0 GiB used, 35.0 free · job 12 standard for ada, step 140/200');
