@@ -4,7 +4,7 @@
  *
  *   - training: the real trainer (the tiny gpt-oss on the CPU), one core per trainer (OMP_NUM_THREADS=1), as each
  *     worker of a GPU host has its own GPU. N is at most the number of cores.
- *   - queue only: a stand-in trainer that ends at once (bench/fixtures/instant-trainer.sh), so the figure is what the
+ *   - queue only: a stand-in trainer that ends at once (bench/fake-trainer.sh), so the figure is what the
  *     queue and the runners alone can dispatch: the ceiling the queue puts on a fleet.
  *
  * Beside each: the gap a runner leaves between finishing one job and taking the next (BullMQ's timestamps).
@@ -42,7 +42,7 @@ interface Arm { kind: 'training' | 'queue only'; runners: number; jobs: number; 
 async function arm(kind: Arm['kind'], n: number, jobs: number): Promise<Arm> {
   const prefix = `benchfleet${++arms}`;
   const modelsDir = await mkdtemp(join(tmpdir(), 'bench-fleet-'));
-  const python = kind === 'training' ? join(REPO_ROOT, '.venv/bin/python') : join(REPO_ROOT, 'bench/fixtures/instant-trainer.sh');
+  const python = kind === 'training' ? join(REPO_ROOT, '.venv/bin/python') : join(REPO_ROOT, 'bench/fake-trainer.sh');
   // one core per trainer, as one GPU per worker (inherited through the runner)
   process.env.OMP_NUM_THREADS = '1';
   const runners: Runner[] = [];

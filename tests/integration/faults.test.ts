@@ -255,8 +255,10 @@ describe('the bot process killed, and the job ending before a new one is up', ()
     await until('the job done', async () => (await h.app.bot.queue.queue.getJobCounts('completed')).completed === 1, 120_000);
     expect(msg.content).not.toMatch(/✅/);
 
-    discordBot(double, h, dir);
-    await until('the result in the same message', () => /✅ job 1 done · final loss [\d.]+ 🔴 Underfitted/.test(msg.content), 60_000);
+    const second = discordBot(double, h, dir);
+    await until('the result in the same message', () => /✅ job 1 done · final loss [\d.]+ 🔴 Underfitted/.test(msg.content), 60_000).catch((e: Error) => {
+      throw new Error(`${e.message}; the message reads:\n${msg.content}\nthe new bot process printed:\n${second.log()}`);
+    });
     expect(msg.files.map((f) => f.name)).toEqual(['loss-curve-job-1.png']);
     expect([...double.messages.values()].filter((m) => /Training job/.test(m.content))).toHaveLength(1);
   });
