@@ -23,7 +23,11 @@ export function duration(seconds: number): string {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
 }
 
-export const lossText = (loss: number | null) => (loss === null ? 'n/a' : loss.toFixed(loss < 10 ? 3 : 1));
+/**
+ * A loss for people. training_info.txt keeps four decimals; the exact value from the trainer is cut to the same four
+ * first, so the done line and /models show one model's loss alike.
+ */
+export const lossText = (loss: number | null) => (loss === null ? 'n/a' : Number(loss.toFixed(4)).toFixed(loss < 10 ? 3 : 1));
 
 function settings(data: TrainJobData): string {
   const parts = [];

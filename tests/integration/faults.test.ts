@@ -8,6 +8,7 @@ import { readdir, readFile, writeFile, chmod, mkdtemp, readlink } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { lossText } from '../../src/format.ts';
 import { parseTrainingInfo } from '../../src/model-registry.ts';
 import { PYTHON, RedisServer, gone, runnerProcess, running, trainerPids, waitForTrainer, waitUntil } from '../helpers/fault-kit.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
@@ -130,7 +131,7 @@ describe('a runner host that dies mid-run', () => {
     const history = JSON.parse(await readFile(join(dir, name!, 'loss_history.json'), 'utf8')) as number[];
     expect(history).toHaveLength(100);
     const mean = history.slice(-10).reduce((a, b) => a + b, 0) / 10;
-    expect(done).toContain(`final loss ${mean.toFixed(3)}`);
+    expect(done).toContain(`final loss ${lossText(mean)}`);
     expect(done).toContain('🔴 Underfitted'); // the tiny model's band, as an unbroken run gets it
     expect(await readlink(join(dir, 'latest'))).toBe(name);
     expect(trainerPids(dir)).toEqual([]);
