@@ -58,6 +58,13 @@ async function pythonWrapper(prefix: string): Promise<string> {
   return file;
 }
 
+/** A runner host as its own process on the harness's Redis and queue, killed (-9) after the test. */
+function runnerHost(h: Harness, dir: string) {
+  const runner = runnerProcess(runnerEnv(h, dir));
+  cleanups.push(async () => runner.child.kill('SIGKILL'));
+  return runner;
+}
+
 const runnerEnv = (h: Harness, dir: string, extra: Record<string, string> = {}) => ({
   REDIS_URL: h.app.redisUrl,
   QUEUE_PREFIX: h.app.bot.config.queuePrefix,
@@ -70,8 +77,7 @@ describe('a runner host that dies mid-run', () => {
   it('stopped with SIGTERM: interrupts its trainer (not a cancel) and hands the job back, and the next runner resumes it', { timeout: 240_000 }, async () => {
     const dir = await modelsDir();
     const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir });
-    const first = runnerProcess(runnerEnv(h, dir));
-    cleanups.push(async () => first.child.kill('SIGKILL'));
+    const first = runnerHost(h, dir);
     await first.ready();
     h.type('/train conservative');
     const trainer = await waitForTrainer(dir);
@@ -84,8 +90,7 @@ describe('a runner host that dies mid-run', () => {
     expect((await info(dir, name!)).status).toBe('interrupted');
     expect(h.lines.some((l) => /job 1 (failed|cancelled)/.test(l))).toBe(false);
 
-    const second = runnerProcess(runnerEnv(h, dir));
-    cleanups.push(async () => second.child.kill('SIGKILL'));
+    const second = runnerHost(h, dir);
     await h.waitFor(/✅ job 1 done/, 200_000).catch((e) => {
       throw new Error(`${e}\nfirst runner:\n${first.log()}\nsecond runner:\n${second.log()}`);
     });
@@ -97,8 +102,7 @@ describe('a runner host that dies mid-run', () => {
   it('killed with -9: another runner resumes the job from the newest checkpoint, in the same folder, to the right final loss', { timeout: 240_000 }, async () => {
     const dir = await modelsDir();
     const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir });
-    const first = runnerProcess(runnerEnv(h, dir));
-    cleanups.push(async () => first.child.kill('SIGKILL'));
+    const first = runnerHost(h, dir);
     await first.ready();
 
     h.type('/train conservative'); // 100 steps, a checkpoint every 25
@@ -113,8 +117,7 @@ describe('a runner host that dies mid-run', () => {
     await gone(trainer);
     expect((await info(dir, name!)).status).toBe('interrupted');
 
-    const second = runnerProcess(runnerEnv(h, dir));
-    cleanups.push(async () => second.child.kill('SIGKILL'));
+    const second = runnerHost(h, dir);
     await second.ready();
     const done = await h.waitFor(/✅ job 1 done/, 200_000);
 
@@ -149,8 +152,7 @@ describe('a runner host that dies mid-run', () => {
     await other.waitFor(/job 1.*(cancelled|removed)/i);
     await h.waitFor(/🛑 job 1 cancelled by ada/);
 
-    const runner = runnerProcess(runnerEnv(h, dir));
-    cleanups.push(async () => runner.child.kill('SIGKILL'));
+    const runner = runnerHost(h, dir);
     await runner.ready();
     h.type('/train conservative'); // job 2 runs on the runner host
     let trainer = await waitForTrainer(dir);
@@ -169,8 +171,7 @@ describe('a runner host that dies mid-run', () => {
     await gone(trainer);
     other.type('/train cancel 3'); // nobody runs it now
     await other.waitFor(/job 3/, 10_000, other.lines.length);
-    const next = runnerProcess(runnerEnv(h, dir));
-    cleanups.push(async () => next.child.kill('SIGKILL'));
+    const next = runnerHost(h, dir);
     await next.ready();
     await h.waitFor(/🛑 job 3 cancelled by ada/, 30_000);
     // taken again only to be refused at pickup: it never trained further, and its folder never became latest
@@ -211,8 +212,7 @@ function discordBot(double: DiscordDouble, h: Harness, dir: string) {
 describe('the bot process killed mid-run', () => {
   it('loses nothing: a new bot process finds the job\'s Discord message and edits it to the end', { timeout: 240_000 }, async () => {
     const { double, dir, h } = await discordStage();
-    const runner = runnerProcess(runnerEnv(h, dir));
-    cleanups.push(async () => runner.child.kill('SIGKILL'));
+    const runner = runnerHost(h, dir);
     await runner.ready();
     const bot = () => discordBot(double, h, dir);
     const first = bot();
@@ -251,8 +251,7 @@ describe('the bot process killed, and the job ending before a new one is up', ()
     await until('the message id stored with the job', async () => (await h.app.bot.queue.pending())[0]?.data.origin.messageId === msg.id);
     first.kill('SIGKILL');
     await first;
-    const runner = runnerProcess(runnerEnv(h, dir)); // trains while no bot process is up
-    cleanups.push(async () => runner.child.kill('SIGKILL'));
+    runnerHost(h, dir); // trains while no bot process is up
     await until('the job done', async () => (await h.app.bot.queue.queue.getJobCounts('completed')).completed === 1, 120_000);
     expect(msg.content).not.toMatch(/✅/);
 
@@ -278,8 +277,7 @@ describe('the bot process killed while an /ask waits', () => {
     first.kill('SIGKILL');
     await first;
 
-    const runner = runnerProcess(runnerEnv(h, dir)); // the answer comes while no bot process is up
-    cleanups.push(async () => runner.child.kill('SIGKILL'));
+    runnerHost(h, dir); // the answer comes while no bot process is up
     await until('the ask answered', async () => (await asks.getJobCounts('completed')).completed === 1, 90_000);
     expect(msg.content).toMatch(/\n…$/);
 

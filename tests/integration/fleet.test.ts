@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunnerView } from '../../src/runners.ts';
 import { runnerProcess, trainerPids, waitUntil } from '../helpers/fault-kit.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
@@ -41,6 +41,18 @@ async function ask(h: Harness, command: string, end: RegExp): Promise<string[]> 
   const lines = h.lines.slice(from);
   return lines.slice(0, lines.findIndex((l) => end.test(l)) + 1);
 }
+
+/** Waits until `n` jobs typed after console line `from` are done. */
+function jobsDone(h: Harness, from: number, n: number, timeoutMs: number): Promise<void> {
+  const done = () => h.lines.slice(from).filter((l) => /^✅ job \d+ done/.test(l)).length;
+  return waitUntil(() => done() === n, timeoutMs, `${n} jobs done; the console printed:\n${h.lines.join('\n')}`);
+}
+
+/** What a test started, stopped after it (runner processes killed before their bot). */
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
 
 /** /runners as the console prints it: the header line and one line per runner. */
 async function runnersOutput(h: Harness): Promise<string[]> {
@@ -88,7 +100,7 @@ describe('two runner processes, GPU ids 0 and 1, on one queue', () => {
     })();
     const from = h.lines.length;
     for (let i = 0; i < 4; i++) h.type('/train quick_test');
-    await waitUntil(() => h.lines.slice(from).filter((l) => /^✅ job \d+ done/.test(l)).length === 4, 200_000, `four jobs done; the console printed:\n${h.lines.join('\n')}`);
+    await jobsDone(h, from, 4, 200_000);
     watching = false;
     await watch;
 
@@ -124,7 +136,7 @@ describe('two runner processes, GPU ids 0 and 1, on one queue', () => {
     await h.waitFor(/^⏳ job \d+: starting on box-a\/gpu1…$/, 30_000, from);
     h.type('/train quick_test host=box-a/gpu1');
     h.type('/train quick_test gpu=cpu host=box-a');
-    await waitUntil(() => h.lines.slice(from).filter((l) => /^✅ job \d+ done/.test(l)).length === 3, 100_000, `three jobs done; the console printed:\n${h.lines.join('\n')}`);
+    await jobsDone(h, from, 3, 100_000);
     expect(h.lines.slice(from).filter((l) => /^🧪/.test(l))).toEqual([
       expect.stringMatching(/^🧪 Training job \d+: quick_test \(host=box-a\/gpu1\) · /),
       expect.stringMatching(/^🧪 Training job \d+: quick_test \(host=box-a\/gpu1\) · /),
@@ -182,91 +194,80 @@ describe('two runner processes pinned to the same GPU', () => {
     };
   }
 
-  it('JOBS_PER_GPU=1: one training on it at a time; when the worker holding the GPU dies, the waiting one takes over and every job runs', { timeout: 180_000 }, async () => {
+  /** A bot and two runner processes pinned to GPU 0 of one host, started and ready. */
+  async function twoOnOneGpu(perGpu: number) {
     const h = await startHarness({ EMBEDDED_RUNNER: 'false', MAX_QUEUED_PER_USER: '10' });
-    const env = runnerEnv(h, { GPU_ID: '0', RUNNER_HOST: 'box-b', JOBS_PER_GPU: '1' });
+    cleanups.push(() => h.stop());
+    const env = runnerEnv(h, { GPU_ID: '0', RUNNER_HOST: 'box-b', JOBS_PER_GPU: String(perGpu) });
     const a = runnerProcess(env);
     const b = runnerProcess(env);
-    try {
-      await Promise.all([a.ready(), b.ready()]);
-      expect((await h.app.bot.runners.list()).map((r) => r.name).sort()).toEqual(['box-b/gpu0', 'box-b/gpu0#2']);
-      const sampler = sampleTrainers(h.modelsDir);
-      const from = h.lines.length;
-      for (let i = 0; i < 3; i++) h.type('/train quick_test');
-      // the other worker found the GPU taken and says so in /runners
-      let waiting = '';
-      await waitUntil(async () => {
-        waiting = (await h.app.bot.runners.list()).find((r) => r.waitingFor === 'a free slot on box-b/gpu0 (JOBS_PER_GPU=1)')?.name ?? '';
-        return waiting !== '';
-      }, 30_000, 'a worker waiting for the GPU');
-      const out = await runnersOutput(h);
-      expect(out.find((l) => l.includes(` ${waiting} `))).toMatch(/ · ⏸️ waiting for a free slot on box-b\/gpu0 \(JOBS_PER_GPU=1\)$/);
-      // the worker training dies: its slot lapses, the waiting worker resumes, resumes the job and runs the rest
-      const other = a.log().includes(`runner ${waiting} is taking`) ? a : b;
-      const holder = other === a ? b : a;
-      holder.child.kill('SIGKILL');
-      await waitUntil(() => h.lines.slice(from).filter((l) => /^✅ job \d+ done/.test(l)).length === 3, 150_000, `three jobs done; the console printed:\n${h.lines.join('\n')}`);
-      expect(await sampler.stop()).toBe(1);
-      expect(startedBy(other.log())).toHaveLength(3);
-      expect(h.lines.slice(from).filter((l) => /^❌/.test(l))).toEqual([]);
-    } finally {
-      a.child.kill('SIGKILL');
-      b.child.kill('SIGKILL');
-      await h.stop();
-    }
+    cleanups.push(async () => [a, b].forEach((r) => r.child.kill('SIGKILL')));
+    await Promise.all([a.ready(), b.ready()]);
+    return { h, a, b };
+  }
+
+  it('JOBS_PER_GPU=1: one training on it at a time; when the worker holding the GPU dies, the waiting one takes over and every job runs', { timeout: 180_000 }, async () => {
+    const { h, a, b } = await twoOnOneGpu(1);
+    expect((await h.app.bot.runners.list()).map((r) => r.name).sort()).toEqual(['box-b/gpu0', 'box-b/gpu0#2']);
+    const sampler = sampleTrainers(h.modelsDir);
+    const from = h.lines.length;
+    for (let i = 0; i < 3; i++) h.type('/train quick_test');
+    // the other worker found the GPU taken and says so in /runners
+    let waiting = '';
+    await waitUntil(async () => {
+      waiting = (await h.app.bot.runners.list()).find((r) => r.waitingFor === 'a free slot on box-b/gpu0 (JOBS_PER_GPU=1)')?.name ?? '';
+      return waiting !== '';
+    }, 30_000, 'a worker waiting for the GPU');
+    const out = await runnersOutput(h);
+    expect(out.find((l) => l.includes(` ${waiting} `))).toMatch(/ · ⏸️ waiting for a free slot on box-b\/gpu0 \(JOBS_PER_GPU=1\)$/);
+    // the worker training dies: its slot lapses, the waiting worker resumes, resumes the job and runs the rest
+    const other = a.log().includes(`runner ${waiting} is taking`) ? a : b;
+    const holder = other === a ? b : a;
+    holder.child.kill('SIGKILL');
+    await jobsDone(h, from, 3, 150_000);
+    expect(await sampler.stop()).toBe(1);
+    expect(startedBy(other.log())).toHaveLength(3);
+    expect(h.lines.slice(from).filter((l) => /^❌/.test(l))).toEqual([]);
   });
 
   it('JOBS_PER_GPU=2: two trainings on it at once', { timeout: 180_000 }, async () => {
-    const h = await startHarness({ EMBEDDED_RUNNER: 'false', MAX_QUEUED_PER_USER: '10' });
-    const env = runnerEnv(h, { GPU_ID: '0', RUNNER_HOST: 'box-b', JOBS_PER_GPU: '2' });
-    const a = runnerProcess(env);
-    const b = runnerProcess(env);
-    try {
-      await Promise.all([a.ready(), b.ready()]);
-      const sampler = sampleTrainers(h.modelsDir);
-      const from = h.lines.length;
-      for (let i = 0; i < 3; i++) h.type('/train quick_test');
-      await waitUntil(() => h.lines.slice(from).filter((l) => /^✅ job \d+ done/.test(l)).length === 3, 150_000, `three jobs done; the console printed:\n${h.lines.join('\n')}`);
-      expect(await sampler.stop()).toBe(2);
-      expect([...startedBy(a.log()), ...startedBy(b.log())]).toHaveLength(3);
-    } finally {
-      a.child.kill('SIGKILL');
-      b.child.kill('SIGKILL');
-      await h.stop();
-    }
+    const { h, a, b } = await twoOnOneGpu(2);
+    const sampler = sampleTrainers(h.modelsDir);
+    const from = h.lines.length;
+    for (let i = 0; i < 3; i++) h.type('/train quick_test');
+    await jobsDone(h, from, 3, 150_000);
+    expect(await sampler.stop()).toBe(2);
+    expect([...startedBy(a.log()), ...startedBy(b.log())]).toHaveLength(3);
   });
 });
 
 describe('a runner host that trains on its own disk (LOCAL_MODELS_DIR)', () => {
   it('copies the finished model to the shared models folder, checksummed, before latest moves there; its checkpoints stay local', { timeout: 120_000 }, async () => {
     const h = await startHarness({ EMBEDDED_RUNNER: 'false' });
+    cleanups.push(() => h.stop());
     const local = await mkdtemp(join(tmpdir(), 'chatops-local-models-'));
+    cleanups.push(() => rm(local, { recursive: true, force: true }));
     const runner = runnerProcess(runnerEnv(h, { RUNNER_HOST: 'box-c', LOCAL_MODELS_DIR: local }));
-    try {
-      await runner.ready();
-      const from = h.lines.length;
-      h.type('/train quick_test');
-      const done = await h.waitFor(/^✅ job \d+ done/, 90_000, from);
-      const name = /model (\S+) \(now latest\)$/.exec(done)?.[1];
-      expect(name).toMatch(/^tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?$/);
-      // the shared folder: the model whole, checksums that sha256sum accepts, latest on it, no checkpoints
-      const shared = join(h.modelsDir, name!);
-      const check = await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: shared });
-      expect(check.stdout).toMatch(/^adapter_model\.safetensors: OK$/m);
-      expect(check.stdout).toMatch(/^training_info\.txt: OK$/m);
-      expect((await readdir(shared)).filter((f) => f.startsWith('checkpoint-'))).toEqual([]);
-      expect(await readlink(join(h.modelsDir, 'latest'))).toBe(name);
-      expect(runner.log()).toMatch(new RegExp(`copied to the shared models folder as ${name}, checksums verified`));
-      // the runner's own disk keeps the run, checkpoints included, for a resume on this host
-      expect((await readdir(join(local, name!))).some((f) => f.startsWith('checkpoint-'))).toBe(true);
-      // and the bot, which reads only the shared folder, lists it
-      const listFrom = h.lines.length;
-      h.type('/models list');
-      await h.waitFor(new RegExp(`^→ ${name} · quick_test · `), 10_000, listFrom);
-    } finally {
-      runner.child.kill('SIGKILL');
-      await h.stop();
-      await rm(local, { recursive: true, force: true });
-    }
+    cleanups.push(async () => runner.child.kill('SIGKILL'));
+    await runner.ready();
+    const from = h.lines.length;
+    h.type('/train quick_test');
+    const done = await h.waitFor(/^✅ job \d+ done/, 90_000, from);
+    const name = /model (\S+) \(now latest\)$/.exec(done)?.[1];
+    expect(name).toMatch(/^tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?$/);
+    // the shared folder: the model whole, checksums that sha256sum accepts, latest on it, no checkpoints
+    const shared = join(h.modelsDir, name!);
+    const check = await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: shared });
+    expect(check.stdout).toMatch(/^adapter_model\.safetensors: OK$/m);
+    expect(check.stdout).toMatch(/^training_info\.txt: OK$/m);
+    expect((await readdir(shared)).filter((f) => f.startsWith('checkpoint-'))).toEqual([]);
+    expect(await readlink(join(h.modelsDir, 'latest'))).toBe(name);
+    expect(runner.log()).toMatch(new RegExp(`copied to the shared models folder as ${name}, checksums verified`));
+    // the runner's own disk keeps the run, checkpoints included, for a resume on this host
+    expect((await readdir(join(local, name!))).some((f) => f.startsWith('checkpoint-'))).toBe(true);
+    // and the bot, which reads only the shared folder, lists it
+    const listFrom = h.lines.length;
+    h.type('/models list');
+    await h.waitFor(new RegExp(`^→ ${name} · quick_test · `), 10_000, listFrom);
   });
 });
