@@ -6,6 +6,7 @@ import { defineCommand, type CommandContext } from '../src/command-kit.ts';
 import { modelComparison, modelInfo, modelList } from '../src/format.ts';
 import { InvalidInput } from '../src/errors.ts';
 import { renderLossCurves, type LossSeries } from '../src/loss-curve.ts';
+import type { ModelEntry } from '../src/model-registry.ts';
 
 const modelOption = (name: string, description: string) => ({ name, description, type: 'string' as const, required: true, autocomplete: 'model' as const });
 
@@ -46,7 +47,7 @@ export default defineCommand({
       options: [modelOption('a', 'the first model (blue)'), modelOption('b', 'the second model (orange)')],
       async run(ctx, args) {
         const { models } = ctx.bot;
-        const [a, b] = await Promise.all([models.find(String(args.a)), models.find(String(args.b))]);
+        const [a, b] = (await models.findAll([String(args.a), String(args.b)])) as [ModelEntry, ModelEntry];
         if (a.name === b.name) throw new InvalidInput(`that is ${a.name} twice; name two different models`);
         const series = await Promise.all([a, b].map(async (m) => ({ losses: await models.losses(m.name) })));
         await replyWithCurves(ctx, modelComparison(a, b), series, `loss-curves-${a.name}-vs-${b.name}.png`, `Loss curves of ${a.name} and ${b.name}`);

@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { ModelRegistry } from '../src/model-registry.ts';
 
@@ -39,22 +39,27 @@ async function sha256(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Copies `from` to a new file `to`, hashing what it reads, and syncs `to` to the disk. */
-async function copyHashed(from: string, to: string): Promise<string> {
+/** Copies `from` to a new file `to`, hashing what it reads, and syncs `to` to the disk: its hash and size. */
+async function copyHashed(from: string, to: string): Promise<{ sum: string; bytes: number }> {
   const hash = createHash('sha256');
   const out = await open(to, 'wx');
+  let bytes = 0;
   try {
     for await (const chunk of createReadStream(from)) {
       const buf = chunk as Buffer;
       hash.update(buf);
+      bytes += buf.length;
       for (let done = 0; done < buf.length; ) done += (await out.write(buf, done, buf.length - done)).bytesWritten;
     }
     await out.sync();
   } finally {
     await out.close();
   }
-  return hash.digest('hex');
+  return { sum: hash.digest('hex'), bytes };
 }
+
+/** SHA256SUMS as `sha256sum` writes it, so `sha256sum -c SHA256SUMS` checks a folder. */
+const sumsText = (sums: Map<string, string>) => [...sums].map(([rel, sum]) => `${sum}  ${rel}\n`).join('');
 
 export interface Published {
   name: string;
@@ -84,8 +89,9 @@ export async function publishModel(opts: {
     for (const file of files) {
       const rel = relative(from, file);
       await mkdir(dirname(join(incoming, rel)), { recursive: true });
-      sums.set(rel, await copyHashed(file, join(incoming, rel)));
-      bytes += (await stat(file)).size;
+      const copied = await copyHashed(file, join(incoming, rel));
+      sums.set(rel, copied.sum);
+      bytes += copied.bytes;
     }
     await opts.afterCopy?.(incoming);
     for (const [rel, sum] of sums) {
@@ -94,8 +100,7 @@ export async function publishModel(opts: {
       }
     }
     // Published already (a runner that died after the copy, and the job resumed the finished folder): the same files.
-    const sumsText = [...sums].map(([rel, sum]) => `${sum}  ${rel}\n`).join('');
-    if ((await readFile(join(opts.sharedDir, opts.name, SUMS_FILE), 'utf8').catch(() => null)) === sumsText) {
+    if ((await readFile(join(opts.sharedDir, opts.name, SUMS_FILE), 'utf8').catch(() => null)) === sumsText(sums)) {
       await rm(incoming, { recursive: true, force: true });
       if (opts.moveLatest) await new ModelRegistry(opts.sharedDir).promote(opts.name);
       return { name: opts.name, files: files.length, bytes };
@@ -117,7 +122,7 @@ export async function publishModel(opts: {
         await writeFile(info, text);
         sums.set(INFO_FILE, createHash('sha256').update(text).digest('hex'));
       }
-      await writeFile(join(incoming, SUMS_FILE), [...sums].map(([rel, sum]) => `${sum}  ${rel}\n`).join(''));
+      await writeFile(join(incoming, SUMS_FILE), sumsText(sums));
       await rename(incoming, join(opts.sharedDir, name));
       if (opts.moveLatest) await new ModelRegistry(opts.sharedDir).promote(name);
       return { name, files: files.length, bytes };

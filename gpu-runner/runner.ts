@@ -6,12 +6,12 @@
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { readFile, statfs } from 'node:fs/promises';
+import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO_ROOT, type Config } from '../src/config.ts';
-import { ASK_QUEUE, AskJobData, keys, PRIORITY_TARGETED, parseJsonOrNull, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, type AskResult, type TrainResult } from '../src/jobs.ts';
+import { ASK_QUEUE, AskJobData, keys, PRIORITY_TARGETED, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, type AskResult, type TrainResult } from '../src/jobs.ts';
 import { logger } from '../src/log.ts';
-import { markFolderFailed, modelsFolderId } from '../src/model-registry.ts';
+import { markFolderFailed, ModelRegistry, modelsFolderId } from '../src/model-registry.ts';
 import { closeRedis, duplicateRedis } from '../src/redis.ts';
 import { RunnerRegistry, runnerMatches, type RunnerBeat } from '../src/runners.ts';
 import { gpuClassOf, probeDevice, type DeviceReport } from './devices.ts';
@@ -225,12 +225,13 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
 
   const train = async (job: Job, data: TrainJobData, id: string, signal?: AbortSignal): Promise<TrainResult> => {
     // An earlier attempt that got as far as a model folder (its runner died or shut down): continue that folder.
-    const earlier = TrainProgress.safeParse(job.progress);
-    const resume = earlier.success ? earlier.data.modelName : undefined;
+    const parsed = TrainProgress.safeParse(job.progress);
+    const earlier = parsed.success ? parsed.data : undefined;
+    const resume = earlier?.modelName;
     const progress: TrainProgress = {
-      phase: 'starting', step: earlier.success ? earlier.data.step : 0, maxSteps: earlier.success ? earlier.data.maxSteps : 0,
-      loss: null, elapsedS: 0, notices: earlier.success ? earlier.data.notices : [], runner: name,
-      ...(resume ? { modelName: resume, resumedFrom: earlier.data!.step } : {}),
+      phase: 'starting', step: earlier?.step ?? 0, maxSteps: earlier?.maxSteps ?? 0,
+      loss: null, elapsedS: 0, notices: earlier?.notices ?? [], runner: name,
+      ...(resume ? { modelName: resume, resumedFrom: earlier!.step } : {}),
     };
     // one round trip for both: the cancel flag (set by a /train cancel that raced the pickup) and "starting"
     const [flag] = await Promise.all([readCancelFlag(connection, prefix, id), job.updateProgress(progress)]);
@@ -286,9 +287,9 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       await report.flush();
       log.info(`job ${id}: done, ${done.model_name}, final loss ${done.final_loss}`);
       // The whole run's losses (a resumed run logged only its own part): the trainer wrote them beside the adapter.
-      const history = await readFile(join(done.output_dir, 'loss_history.json'), 'utf8').then(parseJsonOrNull, () => null);
-      const whole = Array.isArray(history) && history.length >= losses.length;
-      if (whole) losses = history.map((x) => (typeof x === 'number' && Number.isFinite(x) ? x : null));
+      const history = await new ModelRegistry(trainingDir(config)).losses(done.model_name);
+      const whole = history.length > 0 && history.length >= losses.length;
+      if (whole) losses = history;
       const modelName = config.localModelsDir ? await publish(id, done.model_name, done.latest) : done.model_name;
       return {
         modelName,

@@ -70,16 +70,16 @@ export async function runTrainer(run: TrainerRun): Promise<DoneMessage> {
   if (run.signal?.aborted) onAbort();
   run.signal?.addEventListener('abort', onAbort, { once: true });
 
-  let watchdog: NodeJS.Timeout | undefined;
+  // one timer, pushed back by every line the trainer prints (stdout or stderr)
+  const watchdog = run.stallTimeoutMs
+    ? setTimeout(() => {
+        const s = Math.round(run.stallTimeoutMs! / 1000);
+        stop(new TrainerFailed('hung', `the trainer printed nothing for ${s} s and was stopped (TRAINER_STALL_TIMEOUT_S=${s}); /train again, and raise the setting if the model loads slowly`), 'SIGKILL');
+      }, run.stallTimeoutMs)
+    : undefined;
   const heard = () => {
-    if (!run.stallTimeoutMs || stopReason) return;
-    clearTimeout(watchdog);
-    watchdog = setTimeout(() => {
-      const s = Math.round(run.stallTimeoutMs! / 1000);
-      stop(new TrainerFailed('hung', `the trainer printed nothing for ${s} s and was stopped (TRAINER_STALL_TIMEOUT_S=${s}); /train again, and raise the setting if the model loads slowly`), 'SIGKILL');
-    }, run.stallTimeoutMs);
+    if (!stopReason) watchdog?.refresh();
   };
-  heard();
 
   const stderrTail: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {

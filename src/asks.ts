@@ -97,18 +97,9 @@ export class Asks {
    */
   async resume(surface: ChatSurface, intervalMs?: number): Promise<string[]> {
     const resumed: string[] = [];
-    for (const id of await this.unfinished.ids()) {
-      if (this.followed.has(id)) continue;
-      const job = await orUnavailable(this.queue.getJob(id));
-      const data = AskJobData.safeParse(job?.data);
-      if (!data.success) {
-        await this.unfinished.finished(id); // removed meanwhile: nothing left to show
-        continue;
-      }
-      const { origin, header } = data.data;
-      if (origin.platform !== surface.platform || !origin.messageId || header === undefined) continue;
-      const ref = { channelId: origin.channelId, id: origin.messageId };
-      void this.follow(id, surface, ref, header, `${header}\n…`, intervalMs, this.afterAnswer(data.data));
+    for (const { id, data, ref } of await this.unfinished.of(this.queue, AskJobData, surface.platform, this.followed)) {
+      if (data.header === undefined) continue;
+      void this.follow(id, surface, ref, data.header, `${data.header}\n…`, intervalMs, this.afterAnswer(data));
       resumed.push(id);
     }
     return resumed;

@@ -5,6 +5,7 @@ import { Asks } from './asks.ts';
 import { ChatStore } from './chats.ts';
 import { fileURLToPath } from 'node:url';
 import { CommandRegistry } from './command-registry.ts';
+import type { ChatSurface } from './command-kit.ts';
 import type { Config } from './config.ts';
 import { Deliveries } from './deliveries.ts';
 import { JobWatcher } from './job-watcher.ts';
@@ -32,6 +33,17 @@ export interface BotServices {
 
 export interface Bot extends BotServices {
   close(): Promise<void>;
+}
+
+/**
+ * After a start: a platform adapter that is ready edits again the messages of its platform's jobs and asks that
+ * have not had their last edit (running, waiting, or ended while no bot process was up).
+ */
+export async function resumeMessages(bot: BotServices, surface: ChatSurface): Promise<void> {
+  const resumed = await bot.watcher.resume(surface, bot.config.progressEditIntervalMs);
+  if (resumed.length) log.info(`${surface.platform}: editing the messages of jobs ${resumed.join(', ')} again`);
+  const asks = await bot.asks.resume(surface, bot.config.progressEditIntervalMs).catch((e) => (log.warn('could not look for unfinished asks', e), []));
+  if (asks.length) log.info(`${surface.platform}: finishing the messages of asks ${asks.join(', ')}`);
 }
 
 export const COMMANDS_DIR = fileURLToPath(new URL('../commands/', import.meta.url));

@@ -7,7 +7,6 @@ import { QueueEvents, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatSurface, MessageRef } from './command-kit.ts';
 import { failedLine, finishedLine, jobHeader, noticeLine, progressLine } from './format.ts';
-import { orUnavailable } from './errors.ts';
 import { parseJsonOrNull, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from './log.ts';
@@ -108,17 +107,8 @@ export class JobWatcher {
       resumed.push(job.id);
     }
     // and those whose last edit never came: they ended while no bot process was up
-    for (const id of await this.unfinished.ids()) {
-      if (this.followed.has(id)) continue;
-      const job = await orUnavailable(this.queue.queue.getJob(id));
-      const data = TrainJobData.safeParse(job?.data);
-      if (!data.success) {
-        await this.unfinished.finished(id); // removed meanwhile (cancelled before it started, or trimmed)
-        continue;
-      }
-      const { origin } = data.data;
-      if (origin.platform !== surface.platform || !origin.messageId) continue;
-      void this.follow(id, surface, { channelId: origin.channelId, id: origin.messageId }, { data: data.data, status: '…', intervalMs });
+    for (const { id, data, ref } of await this.unfinished.of(this.queue.queue, TrainJobData, surface.platform, this.followed)) {
+      void this.follow(id, surface, ref, { data, status: '…', intervalMs });
       resumed.push(id);
     }
     return resumed;

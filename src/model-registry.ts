@@ -3,6 +3,7 @@ import { link, mkdir, readdir, readFile, readlink, rename, stat, symlink, unlink
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { InvalidInput, UserError } from './errors.ts';
+import { parseJsonOrNull } from './jobs.ts';
 import { isSafeModelName, parseModelName } from './model-names.ts';
 import { bandById, bandFor, type Band } from './tables.ts';
 
@@ -105,14 +106,20 @@ export class ModelRegistry {
    * refuses anything that is not a plain folder name (a path, `..`).
    */
   async find(name: string): Promise<ModelEntry> {
-    if (!isSafeModelName(name)) throw new InvalidInput('a model is named by its folder name (or latest), not a path');
+    return (await this.findAll([name]))[0]!;
+  }
+
+  /** Several models by name, from one read of the folder (as find, each). */
+  async findAll(names: string[]): Promise<ModelEntry[]> {
+    if (!names.every(isSafeModelName)) throw new InvalidInput('a model is named by its folder name (or latest), not a path');
     const models = await this.list();
-    const wanted = name === 'latest' ? await this.latestName() : name;
-    const found = models.find((m) => m.name === wanted);
-    if (found) return found;
-    if (name === 'latest') throw new UserError('no model is latest yet; /train quick_test makes one');
-    const names = models.slice(0, 10).map((m) => m.name);
-    throw new UserError(`no model '${name}'; ${names.length ? `try latest or one of ${names.join(', ')}` : 'there are no models yet'}`);
+    return names.map((name) => {
+      const found = models.find((m) => (name === 'latest' ? m.isLatest : m.name === name));
+      if (found) return found;
+      if (name === 'latest') throw new UserError('no model is latest yet; /train quick_test makes one');
+      const listed = models.slice(0, 10).map((m) => m.name);
+      throw new UserError(`no model '${name}'; ${listed.length ? `try latest or one of ${listed.join(', ')}` : 'there are no models yet'}`);
+    });
   }
 
   /**
@@ -145,13 +152,8 @@ export class ModelRegistry {
 
   /** A model's step losses, from loss_history.json (null where a loss was not finite); empty when it has none. */
   async losses(name: string): Promise<(number | null)[]> {
-    const text = await readFile(join(this.dir, name, 'loss_history.json'), 'utf8').catch(() => '[]');
-    try {
-      const values: unknown = JSON.parse(text);
-      return Array.isArray(values) ? values.map((x) => (typeof x === 'number' && Number.isFinite(x) ? x : null)) : [];
-    } catch {
-      return [];
-    }
+    const values = await readFile(join(this.dir, name, 'loss_history.json'), 'utf8').then(parseJsonOrNull, () => null);
+    return Array.isArray(values) ? values.map((x) => (typeof x === 'number' && Number.isFinite(x) ? x : null)) : [];
   }
 
   /** Bytes on disk under a model's folder. */

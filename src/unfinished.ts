@@ -3,7 +3,8 @@
  * id joins one Redis set per kind; the last edit takes it out. A bot process that starts finishes what the set still
  * holds (work that ended, or went on, while no bot process was up), reading only those jobs.
  */
-import type { Job } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
+import type { z } from 'zod';
 import type { Redis } from 'ioredis';
 import type { MessageRef } from './command-kit.ts';
 import { orUnavailable } from './errors.ts';
@@ -33,6 +34,31 @@ export class UnfinishedMessages {
   /** The jobs whose messages still wait for their last edit. */
   async ids(): Promise<string[]> {
     return orUnavailable(this.redis.smembers(this.key));
+  }
+
+  /**
+   * The unfinished messages of `platform`: each job fetched (together) and its data checked with `schema`; a job
+   * that is gone (removed, trimmed) leaves the set. `skip`: ids already followed here.
+   */
+  async of<T extends { origin: { platform: string; channelId: string; messageId?: string } }>(
+    queue: Queue,
+    schema: z.ZodType<T>,
+    platform: string,
+    skip: { has(id: string): boolean },
+  ): Promise<{ id: string; data: T; ref: MessageRef }[]> {
+    const ids = (await this.ids()).filter((id) => !skip.has(id));
+    const jobs = await orUnavailable(Promise.all(ids.map((id) => queue.getJob(id))));
+    const found: { id: string; data: T; ref: MessageRef }[] = [];
+    for (const [i, id] of ids.entries()) {
+      const data = schema.safeParse(jobs[i]?.data);
+      if (!data.success) {
+        await this.finished(id); // removed meanwhile: nothing left to show
+        continue;
+      }
+      const { origin } = data.data;
+      if (origin.platform === platform && origin.messageId) found.push({ id, data: data.data, ref: { channelId: origin.channelId, id: origin.messageId } });
+    }
+    return found;
   }
 
   /** The message got its last edit (or its job is gone): a bot that starts later leaves it alone. */

@@ -118,7 +118,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     problems = []
     if args.resume is not None:
-        problems += resume_problems(args.models_dir, args.resume)
+        problems += resume_problems(args.resume)
     if args.profile not in PROFILES:
         problems.append(f"unknown profile '{args.profile}'; choose one of {', '.join(PROFILES)}")
     lo, hi = OVERRIDES["r"]["min"], OVERRIDES["r"]["max"]
@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         import traceback
         traceback.print_exc(file=sys.stderr)
         kind, message = classify_failure(e, step_count)
-        _finish_failed(folder, facts, step_count, "failed" if kind == "failed" else kind, message)
+        _finish_failed(folder, facts, step_count, kind, message)
         protocol.emit("error", kind=kind, message=message[:500])
         return EXIT_FAILED
 
@@ -418,9 +418,9 @@ def unsloth_load_in_4bit() -> bool:
     return os.environ.get("TRAINER_LOAD_IN_4BIT", "1").strip() != "0"
 
 
-def resume_problems(models_dir: Path, name: str) -> list[str]:
-    """Why --resume cannot continue `name`: it must be a folder of models_dir (a plain name, never a path) whose run
-    did not succeed."""
+def resume_problems(name: str) -> list[str]:
+    """Why --resume cannot take `name`: it names a folder of the models folder, never a path. (A folder that is not
+    there, or whose run succeeded, is main's to handle.)"""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or ".." in name:
         return [f"--resume takes a model folder's name, not '{name[:80]}'"]
     return []

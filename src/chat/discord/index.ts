@@ -5,7 +5,7 @@
  * the bot's own channel message.
  */
 import { Client, DiscordAPIError, Events, GatewayIntentBits, MessageFlags, Routes, type AutocompleteInteraction, type ChatInputCommandInteraction, type Interaction, type RESTOptions } from 'discord.js';
-import type { BotServices } from '../../bot.ts';
+import { resumeMessages, type BotServices } from '../../bot.ts';
 import type { Attachment, ChatSurface, CommandContext, MessageRef } from '../../command-kit.ts';
 import { chatTurn } from '../../ask-flow.ts';
 import { logger } from '../../log.ts';
@@ -76,10 +76,7 @@ export class DiscordChat implements ChatSurface {
     const ready = new Promise<void>((resolve) => this.client.once(Events.ClientReady, () => resolve()));
     await this.client.login(token);
     await ready;
-    const resumed = await bot.watcher.resume(this, bot.config.progressEditIntervalMs);
-    if (resumed.length) log.info(`editing the messages of jobs ${resumed.join(', ')} again`);
-    const asks = await bot.asks.resume(this, bot.config.progressEditIntervalMs).catch((e) => (log.warn('could not look for unfinished asks', e), []));
-    if (asks.length) log.info(`finishing the messages of asks ${asks.join(', ')}`);
+    await resumeMessages(bot, this);
   }
 
   async stop(): Promise<void> {

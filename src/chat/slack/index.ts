@@ -5,7 +5,7 @@
  * in the job message's thread.
  */
 import { App, HTTPReceiver, LogLevel, SocketModeReceiver } from '@slack/bolt';
-import type { BotServices } from '../../bot.ts';
+import { resumeMessages, type BotServices } from '../../bot.ts';
 import type { Attachment, ChatSurface, CommandContext, MessageRef } from '../../command-kit.ts';
 import { UserError } from '../../errors.ts';
 import { chatTurn } from '../../ask-flow.ts';
@@ -92,10 +92,7 @@ export class SlackChat implements ChatSurface {
   async start(): Promise<void> {
     if (this.options.mode === 'http') await this.app.start(this.options.port);
     else await this.app.start();
-    const resumed = await this.options.bot.watcher.resume(this, this.options.bot.config.progressEditIntervalMs);
-    if (resumed.length) log.info(`editing the messages of jobs ${resumed.join(', ')} again`);
-    const asks = await this.options.bot.asks.resume(this, this.options.bot.config.progressEditIntervalMs).catch((e) => (log.warn('could not look for unfinished asks', e), []));
-    if (asks.length) log.info(`finishing the messages of asks ${asks.join(', ')}`);
+    await resumeMessages(this.options.bot, this);
   }
 
   /** The port the HTTP receiver listens on (HTTP mode). */
