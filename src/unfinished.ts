@@ -23,10 +23,14 @@ export class UnfinishedMessages {
     this.key = `${prefix}:unfinished-messages:${kind}`;
   }
 
-  /** Stores `ref` with the job (its origin's channel and message id) and marks its message as not yet ended. */
+  /**
+   * Marks the job's message as not yet ended, then stores `ref` with the job (its origin's channel and message id).
+   * In that order: a bot that dies between the two leaves a mark without an id (skipped, and dropped with its job),
+   * never an id without its mark, which no restarted bot would look for.
+   */
   async remember(job: Job, ref: MessageRef): Promise<void> {
     const origin = { ...job.data.origin, channelId: ref.channelId, messageId: ref.id };
-    await orUnavailable(Promise.all([job.updateData({ ...job.data, origin }), this.redis.sadd(this.key, job.id!)])).catch((e) =>
+    await orUnavailable(this.redis.sadd(this.key, job.id!).then(() => job.updateData({ ...job.data, origin }))).catch((e) =>
       log.debug(`${job.id}: message id not stored: ${(e as Error).message}`),
     );
   }

@@ -281,8 +281,10 @@ describe('the bot process killed while an /ask waits', () => {
     await until('the ask answered', async () => (await asks.getJobCounts('completed')).completed === 1, 90_000);
     expect(msg.content).toMatch(/\n…$/);
 
-    discordBot(double, h, dir);
-    await until('the answer in the same message', () => /— base · \d+ tokens/.test(msg.content), 60_000);
+    const second = discordBot(double, h, dir);
+    await until('the answer in the same message', () => /— base · \d+ tokens/.test(msg.content), 60_000).catch((e: Error) => {
+      throw new Error(`${e.message}; the message reads:\n${msg.content}\nthe new bot process printed:\n${second.log()}`);
+    });
     expect([...double.messages.values()].filter((m) => /💬 \*\*base\*\*/.test(m.content))).toHaveLength(1);
   });
 });
