@@ -211,6 +211,10 @@ def add_lora(model, backend: str, r: int, targets: str):
             target_parameters=fused_expert_parameters(model) if targets == "all" else None,
             use_gradient_checkpointing="unsloth", random_state=SEED)
     else:
+        # LoRA's A matrices start random: seeded, as Unsloth's random_state does above, so the seed that
+        # training_info.txt records makes the same run again (without it no two CPU runs shared a loss curve).
+        from transformers import set_seed
+        set_seed(SEED)
         model = get_peft_model(model, config)
     lora_names = [n for n, _ in model.named_parameters() if "lora_" in n]
     expert_names = [n for n in lora_names if ".experts." in n]
