@@ -11,15 +11,12 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../../src/config.ts';
 import { freePort, pingRedis } from '../../src/redis.ts';
 import { commandLines } from './processes.ts';
+import { until } from './until.ts';
 
 export const PYTHON = join(REPO_ROOT, '.venv/bin/python');
 
-async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  return until(what, check, timeoutMs, 50).then(() => undefined);
 }
 
 /** A redis-server that writes every command to its append-only file before answering, as a production one should. */

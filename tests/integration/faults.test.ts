@@ -242,9 +242,7 @@ describe('the bot process killed mid-run', () => {
 });
 
 describe('the bot process killed, and the job ending before a new one is up', () => {
-  // retry: about one run in five, the restarted bot finds nothing to finish (cause open; see the closing note of
-  // 2026-11-25): a failure prints the message and the new bot's log
-  it('the new bot process finishes the job\'s message with the result and the loss curve', { retry: 2 }, async () => {
+  it('the new bot process finishes the job\'s message with the result and the loss curve', async () => {
     const { double, dir, h } = await discordStage();
     const first = discordBot(double, h, dir);
     await double.identified;
@@ -267,9 +265,7 @@ describe('the bot process killed, and the job ending before a new one is up', ()
 });
 
 describe('the bot process killed while an /ask waits', () => {
-  // retry: about one run in five, the restarted bot finds nothing to finish (cause open; see the closing note of
-  // 2026-11-25): a failure prints the message and the new bot's log
-  it('a new bot process finishes the ask\'s message with the answer that came while no bot was up', { retry: 2 }, async () => {
+  it('a new bot process finishes the ask\'s message with the answer that came while no bot was up', async () => {
     const { double, dir, h } = await discordStage();
     const first = discordBot(double, h, dir);
     await double.identified;
