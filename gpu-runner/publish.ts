@@ -8,11 +8,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { ModelRegistry } from '../src/model-registry.ts';
+import { filesUnder, ModelRegistry } from '../src/model-registry.ts';
 
-export const SUMS_FILE = 'SHA256SUMS';
+const SUMS_FILE = 'SHA256SUMS';
 const INFO_FILE = 'training_info.txt';
 
 export class PublishFailed extends Error {
@@ -22,14 +22,7 @@ export class PublishFailed extends Error {
 /** The files of a model folder that make the model: not its checkpoints, its lock or half-written temporaries. */
 async function modelFiles(folder: string): Promise<string[]> {
   const found: string[] = [];
-  const walk = async (dir: string) => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      if (e.name.startsWith('.') || (dir === folder && e.name.startsWith('checkpoint-'))) continue;
-      if (e.isDirectory()) await walk(join(dir, e.name));
-      else if (e.isFile()) found.push(join(dir, e.name));
-    }
-  };
-  await walk(folder);
+  for await (const file of filesUnder(folder, (name, atTop) => name.startsWith('.') || (atTop && name.startsWith('checkpoint-')))) found.push(file);
   return found.sort();
 }
 

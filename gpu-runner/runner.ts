@@ -13,7 +13,7 @@ import { ASK_QUEUE, AskJobData, keys, PRIORITY_TARGETED, readCancelFlag, TRAIN_Q
 import { logger } from '../src/log.ts';
 import { markFolderFailed, ModelRegistry, modelsFolderId } from '../src/model-registry.ts';
 import { closeRedis, duplicateRedis } from '../src/redis.ts';
-import { RunnerRegistry, runnerMatches, type RunnerBeat } from '../src/runners.ts';
+import { RunnerRegistry, gpuName, runnerMatches, type RunnerBeat } from '../src/runners.ts';
 import { gpuClassOf, probeDevice, type DeviceReport } from './devices.ts';
 import { GpuSlots } from './gpu-slots.ts';
 import { PublishFailed, publishModel } from './publish.ts';
@@ -24,7 +24,7 @@ const log = logger('runner');
 export const TRAINER_SCRIPT = join(REPO_ROOT, 'gpu-runner/trainer/train.py');
 const SHUTDOWN = 'the runner is shutting down';
 /** A job for another host or GPU class goes back for this long, while this worker takes the next one. */
-export const NOT_MINE_DELAY_MS = 2_000;
+const NOT_MINE_DELAY_MS = 2_000;
 /** The least a GPU slot lives without renewal: a short Redis outage must not free a GPU that is training. */
 const SLOT_MIN_TTL_MS = 10_000;
 
@@ -122,8 +122,10 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   });
   // One GPU, however many workers are pinned to it, trains JOBS_PER_GPU jobs at once. The CPU backend without GPU_ID
   // has no GPU to share. `host/gpuN` is also the worker's name (a second process on the GPU: `host/gpuN#2`).
-  const gpuKey = config.gpuId !== undefined ? `${host}/gpu${config.gpuId}` : config.trainerBackend === 'cpu' ? null : `${host}/gpu0`;
-  let name = await registry.claim(config.gpuId !== undefined ? gpuKey! : host, beatOf, aliveMs);
+  const gpuKey = config.gpuId !== undefined ? gpuName(host, config.gpuId) : config.trainerBackend === 'cpu' ? null : gpuName(host, 0);
+  // Named after its GPU only when pinned to one (GPU_ID): the name that `host=box/gpu1` targets match.
+  const baseName = config.gpuId !== undefined ? gpuKey! : host;
+  let name = await registry.claim(baseName, beatOf, aliveMs);
   // A slot outlives a short Redis outage (10 s at least) so that a training in progress keeps its GPU.
   const slotMs = Math.max(aliveMs, SLOT_MIN_TTL_MS);
   const slots = gpuKey ? new GpuSlots(connection, prefix, gpuKey, config.jobsPerGpu, `${name} (pid ${process.pid})`, slotMs) : null;
@@ -138,7 +140,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       if (!(await registry.beat(beatOf(name), aliveMs))) {
         // this worker was cut off for longer than its heartbeat and another process took its name meanwhile
         const old = name;
-        name = await registry.claim(gpuKey ?? host, beatOf, aliveMs);
+        name = await registry.claim(baseName, beatOf, aliveMs);
         log.warn(`the runner name ${old} was taken while this worker was cut off from Redis; it is now ${name}`);
       }
       failedBeats = 0;

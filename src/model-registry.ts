@@ -159,14 +159,7 @@ export class ModelRegistry {
   /** Bytes on disk under a model's folder. */
   async size(name: string): Promise<number> {
     let total = 0;
-    const walk = async (dir: string): Promise<void> => {
-      for (const e of await readdir(dir, { withFileTypes: true })) {
-        const p = join(dir, e.name);
-        if (e.isDirectory()) await walk(p);
-        else if (e.isFile()) total += (await stat(p)).size;
-      }
-    };
-    await walk(join(this.dir, name));
+    for await (const file of filesUnder(join(this.dir, name))) total += (await stat(file)).size;
     return total;
   }
 
@@ -208,5 +201,17 @@ export class ModelRegistry {
     return models.sort(
       (a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.sequence - a.sequence || a.name.localeCompare(b.name),
     );
+  }
+}
+
+/**
+ * The files under `folder`, depth first; `skip(name, atTop)` leaves an entry out (a folder with all it holds).
+ * Links are not followed.
+ */
+export async function* filesUnder(folder: string, skip: (name: string, atTop: boolean) => boolean = () => false, dir = folder): AsyncGenerator<string> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (skip(e.name, dir === folder)) continue;
+    if (e.isDirectory()) yield* filesUnder(folder, skip, join(dir, e.name));
+    else if (e.isFile()) yield join(dir, e.name);
   }
 }

@@ -12,13 +12,13 @@ import { logger } from './log.ts';
 
 const log = logger('redis');
 
-/** One connection with the options BullMQ needs (no per-command retry limit for its blocking calls). */
 /**
  * Compare-and-delete, for a lock held under a token (SET NX PX): only its holder releases it, never a process that
  * took it after the holder's lapsed.
  */
 export const RELEASE_IF_HOLDER = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`;
 
+/** One connection with the options BullMQ needs (no per-command retry limit for its blocking calls). */
 export function connectRedis(url: string): Redis {
   return watched(new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false }));
 }

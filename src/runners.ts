@@ -47,7 +47,7 @@ export interface RunnerView extends RunnerBeat {
 }
 
 /** A silent runner is forgotten after this long (a host taken out of the fleet for good). */
-export const FORGET_SILENT_AFTER_MS = 7 * 24 * 3600 * 1000;
+const FORGET_SILENT_AFTER_MS = 7 * 24 * 3600 * 1000;
 
 /** Writes a beat unless another live process (another instance) holds the name. */
 const BEAT = `
@@ -138,10 +138,15 @@ export class RunnerRegistry {
  * it (`box/gpu1`: every process pinned to that GPU, whatever `#N` its name has); class: its GPU class. Both
  * case-insensitive; a job that asked for nothing runs anywhere.
  */
+/** The name of one GPU of a host, as workers pinned to it are called and as jobs may target it: `box/gpu1`. */
+export function gpuName(host: string, gpuId: number): string {
+  return `${host}/gpu${gpuId}`;
+}
+
 export function runnerMatches(runner: Pick<RunnerBeat, 'host' | 'gpuId' | 'gpuClass'>, target: { host?: string; gpu?: string } | undefined): boolean {
   if (!target) return true;
   const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
-  const gpu = runner.gpuId !== null ? `${runner.host}/gpu${runner.gpuId}` : null;
+  const gpu = runner.gpuId !== null ? gpuName(runner.host, runner.gpuId) : null;
   if (target.host !== undefined && !eq(target.host, runner.host) && !(gpu && eq(target.host, gpu))) return false;
   if (target.gpu !== undefined && !eq(target.gpu, runner.gpuClass)) return false;
   return true;

@@ -35,11 +35,6 @@ export class UnfinishedMessages {
     );
   }
 
-  /** The jobs whose messages still wait for their last edit. */
-  async ids(): Promise<string[]> {
-    return orUnavailable(this.redis.smembers(this.key));
-  }
-
   /**
    * The unfinished messages of `platform`: each job fetched (together) and its data checked with `schema`; a job
    * that is gone (removed, trimmed) leaves the set. `skip`: ids already followed here.
@@ -50,7 +45,7 @@ export class UnfinishedMessages {
     platform: string,
     skip: { has(id: string): boolean },
   ): Promise<{ id: string; data: T; ref: MessageRef }[]> {
-    const ids = (await this.ids()).filter((id) => !skip.has(id));
+    const ids = (await orUnavailable(this.redis.smembers(this.key))).filter((id) => !skip.has(id));
     const jobs = await orUnavailable(Promise.all(ids.map((id) => queue.getJob(id))));
     const found: { id: string; data: T; ref: MessageRef }[] = [];
     for (const [i, id] of ids.entries()) {
