@@ -11,12 +11,12 @@ REPO = TRAINER.parents[1]
 sys.path.insert(0, str(TRAINER))
 
 
-def run_train(models_dir: Path, *args: str, timeout: int = 300) -> tuple[int, list[dict], str]:
+def run_train(models_dir: Path, *args: str, timeout: int = 300, env: dict | None = None) -> tuple[int, list[dict], str]:
     """Run train.py as the runner does (python -u, a pipe); return its exit code, its decoded stdout messages and
     its stderr. Every stdout line must be JSON: a line that is not fails the test here."""
     proc = subprocess.run([sys.executable, "-u", str(TRAINER / "train.py"), "--models-dir", str(models_dir), *args],
                           capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})})
     messages = [json.loads(line) for line in proc.stdout.splitlines()]
     return proc.returncode, messages, proc.stderr
 

@@ -249,7 +249,7 @@ def test_a_full_disk_fails_the_run_with_one_line_and_leaves_no_usable_model(tmp_
 
 def test_out_of_gpu_memory_is_named_and_says_what_to_try(tmp_path):
     """TRAINER_FAILPOINT raises torch's own OutOfMemoryError at step 3: no GPU here to run out of."""
-    code, messages, _ = _run_env(tmp_path, {"TRAINER_FAILPOINT": "oom_at_step:3"}, "--profile", "quick_test")
+    code, messages, _ = run_train(tmp_path, "--profile", "quick_test", env={"TRAINER_FAILPOINT": "oom_at_step:3"})
     assert code == 1 and messages[-1]["kind"] == "out_of_memory"
     assert messages[-1]["message"].startswith("out of GPU memory at step 3: try the conservative profile")
     folder = next(tmp_path.glob("tiny-gpt-oss_quick_test_*"))
@@ -257,11 +257,19 @@ def test_out_of_gpu_memory_is_named_and_says_what_to_try(tmp_path):
     assert not (tmp_path / "latest").exists()
 
 
-def _run_env(models, env, *args):
-    proc = subprocess.run([sys.executable, "-u", str(TRAINER / "train.py"), "--models-dir", str(models), *args],
-                          capture_output=True, text=True, cwd=REPO, timeout=300,
-                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false", **env})
-    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+def test_an_evaluation_that_fails_costs_the_eval_loss_not_the_trained_adapter(tmp_path):
+    """TRAINER_FAILPOINT raises torch's OutOfMemoryError in the evaluation after training."""
+    code, messages, err = run_train(tmp_path, "--profile", "quick_test", env={"TRAINER_FAILPOINT": "oom_at_eval"})
+    assert code == 0, err[-2000:]
+    notice = [m["message"] for m in messages if m["type"] == "notice" and "no eval loss" in m["message"]]
+    assert notice and "OutOfMemoryError" in notice[0] and "the adapter is saved all the same" in notice[0]
+    done = messages[-1]
+    assert done["type"] == "done" and done["eval_loss"] is None and done["eval_band"] is None
+    folder = tmp_path / done["model_name"]
+    info = read_training_info(folder)
+    assert info["status"] == "succeeded" and "eval_loss" not in info
+    assert (folder / "adapter_model.safetensors").is_file()
+    assert os.readlink(tmp_path / "latest") == done["model_name"]
 
 
 def test_a_checkpoint_cut_short_by_a_kill_is_passed_over_for_the_one_before(tmp_path):
