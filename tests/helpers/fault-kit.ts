@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../../src/config.ts';
 import { freePort, pingRedis } from '../../src/redis.ts';
 import { commandLines } from './processes.ts';
+import type { Harness } from './harness.ts';
 import { until } from './until.ts';
 
 export const PYTHON = join(REPO_ROOT, '.venv/bin/python');
@@ -72,8 +73,16 @@ export function runnerProcess(env: Record<string, string>) {
   return {
     child,
     log: () => log,
-    ready: () => waitUntil(() => /is taking training jobs/.test(log), 30_000, `the runner to start; it printed:\n${log}`),
+    ready: () =>
+      waitUntil(() => /is taking training jobs/.test(log), 30_000, 'the runner to start').catch((e: Error) => {
+        throw new Error(`${e.message}; it printed:\n${log}`);
+      }),
   };
+}
+
+/** The environment of a runner process serving `h`'s queue (its Redis and prefix) and writing to `modelsDir`. */
+export function runnerEnvFor(h: Harness, modelsDir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { REDIS_URL: h.app.redisUrl, QUEUE_PREFIX: h.app.bot.config.queuePrefix, MODELS_DIR: modelsDir, JOB_LOCK_MS: '2000', ...extra };
 }
 
 /** Pids of the train.py processes writing into `modelsDir`. */

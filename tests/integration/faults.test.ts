@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lossText } from '../../src/format.ts';
 import { parseTrainingInfo } from '../../src/model-registry.ts';
-import { PYTHON, RedisServer, gone, runnerProcess, running, trainerPids, waitForTrainer, waitUntil } from '../helpers/fault-kit.ts';
+import { PYTHON, RedisServer, gone, runnerEnvFor, runnerProcess, running, trainerPids, waitForTrainer, waitUntil } from '../helpers/fault-kit.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 import { APP_ID, DiscordDouble, GUILD_ID } from '../helpers/discord-double.ts';
 import { until } from '../helpers/until.ts';
@@ -60,18 +60,11 @@ async function pythonWrapper(prefix: string): Promise<string> {
 
 /** A runner host as its own process on the harness's Redis and queue, killed (-9) after the test. */
 function runnerHost(h: Harness, dir: string) {
-  const runner = runnerProcess(runnerEnv(h, dir));
+  const runner = runnerProcess(runnerEnvFor(h, dir));
   cleanups.push(async () => runner.child.kill('SIGKILL'));
   return runner;
 }
 
-const runnerEnv = (h: Harness, dir: string, extra: Record<string, string> = {}) => ({
-  REDIS_URL: h.app.redisUrl,
-  QUEUE_PREFIX: h.app.bot.config.queuePrefix,
-  MODELS_DIR: dir,
-  JOB_LOCK_MS: '2000',
-  ...extra,
-});
 
 describe('a runner host that dies mid-run', () => {
   it('stopped with SIGTERM: interrupts its trainer (not a cancel) and hands the job back, and the next runner resumes it', { timeout: 240_000 }, async () => {
