@@ -49,27 +49,26 @@ export interface RunnerView extends RunnerBeat {
 /** A silent runner is forgotten after this long (a host taken out of the fleet for good). */
 const FORGET_SILENT_AFTER_MS = 7 * 24 * 3600 * 1000;
 
+// A name's liveness key holds the instance id of the process that has the name, for as long as its beats keep it;
+// the hash of runners seen holds each name's last beat.
 /** Writes a beat unless another live process (another instance) holds the name. */
 const BEAT = `
 local cur = redis.call('get', KEYS[1])
-if cur then
-  local ok, d = pcall(cjson.decode, cur)
-  if ok and type(d) == 'table' and d.instance ~= ARGV[2] then return 0 end
-end
-redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[3])
+if cur and cur ~= ARGV[2] then return 0 end
+redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('hset', KEYS[2], ARGV[4], ARGV[1])
 return 1`;
 /** Removes the entry of a process that leaves, unless another process holds the name by now. */
 const LEAVE = `
-local function mine(raw)
-  if not raw then return true end
+local cur = redis.call('get', KEYS[1])
+if cur and cur ~= ARGV[1] then return 0 end
+local raw = redis.call('hget', KEYS[2], ARGV[2])
+if raw then
   local ok, d = pcall(cjson.decode, raw)
-  return ok and type(d) == 'table' and d.instance == ARGV[1]
+  if not (ok and type(d) == 'table' and d.instance == ARGV[1]) then return 0 end
 end
-if mine(redis.call('get', KEYS[1])) and mine(redis.call('hget', KEYS[2], ARGV[2])) then
-  redis.call('del', KEYS[1])
-  redis.call('hdel', KEYS[2], ARGV[2])
-end
+redis.call('del', KEYS[1])
+redis.call('hdel', KEYS[2], ARGV[2])
 return 1`;
 
 export class RunnerRegistry {
@@ -90,9 +89,9 @@ export class RunnerRegistry {
   async claim(base: string, beatFor: (name: string) => RunnerBeat, ttlMs: number): Promise<string> {
     for (let i = 1; i <= 32; i++) {
       const name = i === 1 ? base : `${base}#${i}`;
-      const json = JSON.stringify(RunnerBeat.parse(beatFor(name)));
-      if ((await this.redis.set(this.aliveKey(name), json, 'PX', ttlMs, 'NX')) === 'OK') {
-        await this.redis.hset(this.seenKey, name, json);
+      const beat = RunnerBeat.parse(beatFor(name));
+      if ((await this.redis.set(this.aliveKey(name), beat.instance, 'PX', ttlMs, 'NX')) === 'OK') {
+        await this.redis.hset(this.seenKey, name, JSON.stringify(beat));
         return name;
       }
     }
@@ -123,7 +122,7 @@ export class RunnerRegistry {
     const forget: string[] = [];
     names.forEach((name, i) => {
       const live = alive[i] !== null;
-      const parsed = RunnerBeat.safeParse(parseJsonOrNull((live ? alive[i] : seen[name]) ?? ''));
+      const parsed = RunnerBeat.safeParse(parseJsonOrNull(seen[name]!));
       if (!parsed.success) return;
       if (!live && now - Date.parse(parsed.data.seenAt) > FORGET_SILENT_AFTER_MS) forget.push(name);
       else views.push({ ...parsed.data, live });
