@@ -4,6 +4,7 @@
  * arguments, and gives a handler what it may do (reply, reply privately, follow a job).
  */
 import { InvalidInput } from './errors.ts';
+import { quoteUser } from './user-text.ts';
 import type { Caller, Permission } from './access.ts';
 import type { BotServices } from './bot.ts';
 
@@ -38,9 +39,16 @@ export interface Handler {
   run(ctx: CommandContext, args: Args): Promise<void>;
 }
 
+/**
+ * What a command uses of a platform beyond posting and editing messages: `files` (it attaches a loss curve),
+ * `threads` (it reads the messages of a thread it opened). A platform's app manifest asks for the rights these need.
+ */
+export type Capability = 'files' | 'threads';
+
 export interface CommandSpec {
   name: string;
   description: string;
+  uses?: readonly Capability[];
   /** What the first word picks when the command has subcommands ("profile or action"). */
   subcommandLabel?: string;
   subcommands?: readonly Handler[];
@@ -72,6 +80,11 @@ export interface ChatSurface {
   readonly editIntervalMs: number;
   /** The least time between two edits of one message that the platform allows (ms): no setting goes below it. */
   readonly minEditIntervalMs: number;
+  /**
+   * Whether an answer grows in its message as it streams (the default). A console on a pipe says no: every edit there
+   * is printed anew, so it shows the answer once, complete.
+   */
+  readonly showsPartialAnswers?: boolean;
   /** A new message; `ping` names the one user it may notify (mentions are otherwise inert). */
   post(channelId: string, text: string, options?: { ping?: string }): Promise<MessageRef>;
   edit(ref: MessageRef, text: string): Promise<void>;
@@ -129,22 +142,32 @@ export function usage(command: CommandSpec, handler?: Handler): string {
   return `/${command.name}${sub}${opts.length ? ' ' + opts.join(' ') : ''}`;
 }
 
+/** "a profile", "an action". */
+const withArticle = (noun: string) => `${/^[aeiou]/i.test(noun) ? 'an' : 'a'} ${noun}`;
+
+/**
+ * The handler of `command` that `sub` names (the first word typed, or the subcommand a platform named); one line that
+ * says what there is to choose from when there is none.
+ */
+export function findHandler(command: CommandSpec, sub: string | undefined): Handler {
+  if (!command.subcommands) return rootHandler(command);
+  const label = command.subcommandLabel ?? 'subcommand';
+  if (sub === undefined || sub === '') throw new InvalidInput(`/${command.name} needs ${withArticle(label)}; ${choices(command)}`);
+  const found = command.subcommands.find((s) => s.name === sub);
+  if (!found) throw new InvalidInput(`unknown ${label} ${quote(sub)}; ${choices(command)}`);
+  return found;
+}
+
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 /** Finds the handler a line of text asks for and validates its arguments; throws InvalidInput with one line. */
 export function parseText(command: CommandSpec, text: string): { handler: Handler; args: Args } {
   const at = wordsAt(text);
+  const handler = findHandler(command, command.subcommands ? at.shift()?.word : undefined);
   const words = at.map((w) => w.word);
-  let handler: Handler;
-  if (command.subcommands) {
-    at.shift();
-    const first = words.shift();
-    if (first === undefined) throw new InvalidInput(`/${command.name} needs a ${command.subcommandLabel ?? 'subcommand'}; ${choices(command)}`);
-    const found = command.subcommands.find((s) => s.name === first);
-    if (!found) throw new InvalidInput(`unknown ${command.subcommandLabel ?? 'subcommand'} '${clip(first)}'; ${choices(command)}`);
-    handler = found;
-  } else {
-    handler = rootHandler(command);
-  }
   const raw: Record<string, string> = {};
+  /** Which option each word went to, by where the word starts: a control character is blamed on its option. */
+  const filled: { at: number; option: string }[] = [];
   const positional = handler.options;
   let next = 0;
   for (let i = 0; i < words.length; i++) {
@@ -155,8 +178,10 @@ export function parseText(command: CommandSpec, text: string): { handler: Handle
       const option = handler.options.find((o) => o.name === name);
       if (!option) {
         const takes = handler.options.map((o) => o.name);
-        throw new InvalidInput(`unknown option '${clip(name)}'; ${usage(command, handler)} takes ${takes.length ? takes.join(', ') : 'no options'}`);
+        throw new InvalidInput(`unknown option ${quote(name)}; ${usage(command, handler)} takes ${takes.length ? takes.join(', ') : 'no options'}`);
       }
+      if (raw[name] !== undefined) throw new InvalidInput(`${name} is given twice; give each option once`);
+      filled.push({ at: at[i]!.at, option: name });
       const value = word.startsWith('--') ? words[++i] : word.slice(name.length + 1);
       if (value === undefined || value === '') throw new InvalidInput(`${name} needs a value`);
       raw[name] = value;
@@ -172,28 +197,43 @@ export function parseText(command: CommandSpec, text: string): { handler: Handle
       (hasText && o.type === 'string' && o.choices !== undefined && !o.choices.includes(word));
     while (next < positional.length && skips(positional[next]!)) next++;
     const option = positional[next];
-    if (!option) throw new InvalidInput(`unexpected '${clip(word)}'; usage: ${usage(command, handler)}`);
+    if (!option) throw new InvalidInput(`unexpected ${quote(word)}; usage: ${usage(command, handler)}`);
+    filled.push({ at: at[i]!.at, option: option.name });
     // free text is the rest of the line as typed (quotes and spacing kept), unless it is one quoted string
     raw[option.name] = option.type === 'text' && i < words.length - 1 ? text.slice(at[i]!.at).trim() : word;
     if (option.type === 'text') break;
     next++;
   }
+  // Checked on the line as received: a control character between or after the words (a trailing newline) is refused
+  // like one inside a word, not trimmed away.
+  const control = text.search(CONTROL);
+  if (control >= 0) {
+    const blamed = filled.filter((f) => f.at <= control).pop();
+    throw new InvalidInput(`${blamed ? blamed.option : 'the command'} contains control characters`);
+  }
   return { handler, args: validateArgs(handler, raw) };
 }
 
-/** Checks option values (from text, or from a platform that names them) against the handler's options. */
+/**
+ * Checks option values (from text, or from a platform that names them) against the handler's options. A value is
+ * checked as received: an empty one is refused (not taken for "not given"), a control character anywhere in it too.
+ */
 export function validateArgs(handler: Handler, raw: Record<string, unknown>): Args {
   const args: Args = {};
   for (const name of Object.keys(raw)) {
-    if (!handler.options.some((o) => o.name === name)) throw new InvalidInput(`unknown option '${clip(name)}'`);
+    if (!handler.options.some((o) => o.name === name)) throw new InvalidInput(`unknown option ${quote(name)}`);
   }
   for (const o of handler.options) {
     const value = raw[o.name];
-    if (value === undefined || value === null || value === '') {
+    if (value === undefined || value === null) {
       if (o.required) throw new InvalidInput(`${o.name} is required: ${o.description}`);
       continue;
     }
-    const text = String(value).trim();
+    const received = String(value);
+    if (CONTROL.test(received)) throw new InvalidInput(`${o.name} contains control characters`);
+    const text = received.trim();
+    // blanks in free text (a prompt of spaces) are the command's to explain; any other option needs a value
+    if (text === '' && (received === '' || o.type !== 'text')) throw new InvalidInput(`${o.name} needs a value`);
     if (o.type === 'integer') {
       const n = /^[+]?\d{1,9}$/.test(text) ? Number(text) : NaN;
       const range = o.min !== undefined && o.max !== undefined ? ` from ${o.min} to ${o.max}` : '';
@@ -203,9 +243,8 @@ export function validateArgs(handler: Handler, raw: Record<string, unknown>): Ar
       args[o.name] = n;
     } else {
       if (o.choices && !o.choices.includes(text)) {
-        throw new InvalidInput(`unknown ${o.name} '${clip(text)}'; choose one of ${o.choices.join(', ')}`);
+        throw new InvalidInput(`unknown ${o.name} ${quote(text)}; choose one of ${o.choices.join(', ')}`);
       }
-      if (/[\u0000-\u001f\u007f]/.test(text)) throw new InvalidInput(`${o.name} contains control characters`);
       args[o.name] = text;
     }
   }
@@ -221,11 +260,5 @@ function choices(command: CommandSpec): string {
   return `choose one of ${grouped.join(', ')}${others.length ? ` (or ${others.join(', ')})` : ''}`;
 }
 
-/**
- * Quotes a user's word back safely: short, no control characters, no markdown breakers, no invisible characters that
- * turn or hide text (bidi overrides, zero-width), cut between characters (never inside an emoji).
- */
-export const clip = (s: string, n = 40) => {
-  const clean = [...s.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff`*_~|<>@]/g, '?')];
-  return clean.length > n ? `${clean.slice(0, n - 1).join('')}…` : clean.join('');
-};
+/** A user's word quoted back in 'single quotes', as typed (src/user-text.ts): the platform escapes its markup. */
+export const quote = (s: string, n = 40) => `'${quoteUser(s, n)}'`;

@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { PERMISSION_SETTINGS, type Permission } from './access.ts';
-import { parseText, rootHandler, usage, validateArgs, clip, type Args, type CommandContext, type CommandSpec, type Handler } from './command-kit.ts';
+import { findHandler, parseText, usage, validateArgs, type Args, type CommandContext, type CommandSpec, type Handler } from './command-kit.ts';
 import { UserError } from './errors.ts';
+import { quoteUser } from './user-text.ts';
 import { logger } from './log.ts';
 
 const log = logger('commands');
@@ -55,7 +56,7 @@ export class CommandRegistry {
   async dispatchText(name: string, text: string, ctx: CommandContext): Promise<void> {
     const command = this.commands.get(name);
     if (!command) {
-      await ctx.replyPrivate(`unknown command /${clip(name, 32)}; /help lists the commands`);
+      await ctx.replyPrivate(`unknown command /${quoteUser(name, 32)}; /help lists the commands`);
       return;
     }
     await this.run(command, ctx, () => parseText(command, text));
@@ -66,13 +67,11 @@ export class CommandRegistry {
     const command = this.commands.get(name);
     if (!command) {
       log.warn(`unknown command /${name} (registered by an older version?)`);
-      await ctx.replyPrivate(`unknown command /${clip(name, 32)}; /help lists the commands`);
+      await ctx.replyPrivate(`unknown command /${quoteUser(name, 32)}; /help lists the commands`);
       return;
     }
     await this.run(command, ctx, () => {
-      const handler: Handler = sub
-        ? command.subcommands?.find((s) => s.name === sub) ?? { name: sub, description: '', options: [], run: async () => { throw new UserError(`unknown subcommand '${clip(sub)}'`); } }
-        : rootHandler(command);
+      const handler = findHandler(command, sub);
       return { handler, args: validateArgs(handler, raw) };
     });
   }

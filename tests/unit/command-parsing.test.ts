@@ -1,14 +1,28 @@
 /** The real /train, /models and /queue definitions, parsed the way the console (and Slack's text) gives them. */
 import { describe, expect, it } from 'vitest';
-import { parseText, tokenize } from '../../src/command-kit.ts';
+import { findHandler, parseText as parseMarked, tokenize, validateArgs as validateMarked } from '../../src/command-kit.ts';
+import { renderQuotes } from '../../src/user-text.ts';
+
+const parseText: typeof parseMarked = (...a) => shown(() => parseMarked(...a));
+const validateArgs: typeof validateMarked = (...a) => shown(() => validateMarked(...a));
 import { CommandRegistry, checkShape } from '../../src/command-registry.ts';
 import { COMMANDS_DIR } from '../../src/bot.ts';
 import train from '../../commands/train.ts';
 import models from '../../commands/models.ts';
 import ask from '../../commands/ask.ts';
 
+/** The error as the console shows it: a quoted word as typed (the marks that let a platform escape it removed). */
+function shown<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    const error = e as Error;
+    throw Object.assign(new (error.constructor as new (m: string) => Error)(renderQuotes(error.message, (q) => q)), { name: error.name });
+  }
+}
+
 const parse = (text: string) => {
-  const { handler, args } = parseText(train, text);
+  const { handler, args } = shown(() => parseText(train, text));
   return { name: handler.name, args };
 };
 
@@ -51,8 +65,26 @@ describe('/train options', () => {
     expect(error?.message).not.toContain('\n');
   });
 
-  it('quotes a user’s bad word back without markdown or mentions', () => {
-    expect(() => parse('`@everyone`')).toThrow("unknown profile '??everyone?'");
+  it('quotes a user’s bad word back as typed, marked for the platform to escape', () => {
+    expect(() => parseMarked(train, 'quick_test;')).toThrow("unknown profile '\uE000quick_test;\uE001'");
+    expect(() => parse('`@everyone`')).toThrow("unknown profile '`@everyone`'");
+  });
+
+  it('refuses an option given twice instead of taking the last', () => {
+    expect(() => parse('standard r=8 r=16')).toThrow('r is given twice; give each option once');
+    expect(() => parse('standard --r 8 r=16')).toThrow('r is given twice');
+  });
+
+  it('checks the line as received: a control character after the last word is refused, not trimmed', () => {
+    expect(() => parse('standard scheduler=linear\n')).toThrow('scheduler contains control characters');
+    expect(() => parse('standard 8\t')).toThrow('r contains control characters');
+    expect(() => parse('cancel\n')).toThrow('the command contains control characters');
+    expect(() => parseText(ask, 'latest hello\u0007')).toThrow('prompt contains control characters');
+  });
+
+  it('says "an action" and "a profile"', () => {
+    expect(() => parseText(models, '')).toThrow(/^\/models needs an action; choose one of list/);
+    expect(() => parse('')).toThrow(/^\/train needs a profile; /);
   });
 
   it('keeps quoted words together', () => {
@@ -73,6 +105,25 @@ describe('/ask options', () => {
 
   it('refuses an ask without a prompt', () => {
     expect(() => parseText(ask, 'latest')).toThrow('prompt is required');
+  });
+});
+
+describe('options a platform names (Discord)', () => {
+  const standard = train.subcommands!.find((s) => s.name === 'standard')!;
+
+  it('refuses an empty value instead of taking it for "not given"', () => {
+    expect(() => validateArgs(standard, { r: '' })).toThrow('r needs a value');
+    expect(() => validateArgs(standard, { scheduler: '  ' })).toThrow('scheduler needs a value');
+  });
+
+  it('checks a value as received: a trailing newline is refused', () => {
+    expect(() => validateArgs(standard, { scheduler: 'linear\n' })).toThrow('scheduler contains control characters');
+    expect(validateArgs(standard, { scheduler: 'linear', r: 8 })).toEqual({ scheduler: 'linear', r: 8 });
+  });
+
+  it('answers an unknown or empty subcommand as typed text is answered: with the choices', () => {
+    expect(() => findHandler(train, 'huge')).toThrow(/^unknown profile '\uE000huge\uE001'; choose one of quick_test, standard, full, max_quality, conservative \(or status, cancel\)$/);
+    expect(() => findHandler(train, '')).toThrow(/^\/train needs a profile; choose one of quick_test/);
   });
 });
 

@@ -4,12 +4,13 @@
  * keeps job messages up to date: through the interaction's webhook while its token lives (15 minutes), then through
  * the bot's own channel message.
  */
-import { Client, DiscordAPIError, Events, GatewayIntentBits, MessageFlags, Routes, type AutocompleteInteraction, type ChatInputCommandInteraction, type Interaction, type RESTOptions } from 'discord.js';
+import { Client, DiscordAPIError, escapeMarkdown, Events, GatewayIntentBits, MessageFlags, Routes, type AutocompleteInteraction, type ChatInputCommandInteraction, type Interaction, type RESTOptions } from 'discord.js';
 import { resumeMessages, type BotServices } from '../../bot.ts';
 import type { Attachment, ChatSurface, CommandContext, MessageRef } from '../../command-kit.ts';
 import { chatTurn } from '../../ask-flow.ts';
 import { logger } from '../../log.ts';
 import { PLATFORM_LIMITS } from '../limits.ts';
+import { renderQuotes, safeOutput } from '../../user-text.ts';
 import { registerCommands } from './commands.ts';
 
 const log = logger('discord');
@@ -44,7 +45,11 @@ interface GatewayMessage {
   member?: { roles: string[] };
 }
 
-const clip = (text: string) => (text.length > LIMITS.messageChars ? `${text.slice(0, LIMITS.messageChars - 1)}…` : text);
+/** The core's text as Discord shows it: a user's quoted word with its markdown escaped, clipped to a message. */
+const clip = (core: string) => {
+  const text = safeOutput(renderQuotes(core, escapeMarkdown));
+  return text.length > LIMITS.messageChars ? `${text.slice(0, LIMITS.messageChars - 1)}…` : text;
+};
 
 export class DiscordChat implements ChatSurface {
   readonly platform = 'discord';

@@ -11,6 +11,7 @@ import { UserError } from '../../errors.ts';
 import { chatTurn } from '../../ask-flow.ts';
 import { logger } from '../../log.ts';
 import { PLATFORM_LIMITS } from '../limits.ts';
+import { renderQuotes, safeOutput } from '../../user-text.ts';
 
 const log = logger('slack');
 const LIMITS = PLATFORM_LIMITS.slack;
@@ -21,17 +22,20 @@ export type SlackOptions = { bot: BotServices; botToken: string; apiUrl?: string
   | { mode: 'http'; signingSecret: string; port: number }
 );
 
+const escapeEntities = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
 /**
  * The core's text as Slack mrkdwn: &, < and > escaped (Slack reads <…> as a link or mention), the bot's own user
- * mentions kept, **bold** as *bold*, clipped to Slack's message size.
+ * mentions kept, **bold** as *bold*, clipped to Slack's message size. A user's quoted word is shown as typed: its
+ * entities escaped, no mention restored in it, and in a code span when it holds mrkdwn's *, _ or ~ (mrkdwn has no
+ * backslash escapes; in code they are plain).
  */
 export function toMrkdwn(text: string): string {
-  const out = text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/&lt;@([UW][A-Z0-9]+)&gt;/g, '<@$1>')
-    .replace(/\*\*(.+?)\*\*/g, '*$1*');
+  const out = safeOutput(renderQuotes(
+    text,
+    (quoted) => (/[*_~]/.test(quoted) && !quoted.includes('`') ? `\`${escapeEntities(quoted)}\`` : escapeEntities(quoted)),
+    (markup) => escapeEntities(markup).replace(/&lt;@([UW][A-Z0-9]+)&gt;/g, '<@$1>').replace(/\*\*(.+?)\*\*/g, '*$1*'),
+  ));
   return out.length > LIMITS.messageChars ? `${out.slice(0, LIMITS.messageChars - 1)}…` : out;
 }
 
