@@ -1,6 +1,6 @@
 /** /ask <model> <prompt>: an answer from an adapter (latest, base, or a model's name), streamed into one message. */
-import { askAndStream, checkPrompt, type Effort } from '../src/ask-flow.ts';
-import { defineCommand } from '../src/command-kit.ts';
+import { askAndStream, checkPrompt, effortSlip, type Effort } from '../src/ask-flow.ts';
+import { defineCommand, quote } from '../src/command-kit.ts';
 import { InvalidInput } from '../src/errors.ts';
 import { REASONING_EFFORTS } from '../src/jobs.ts';
 import { isSafeModelName } from '../src/model-names.ts';
@@ -18,7 +18,11 @@ export default defineCommand({
     const model = String(args.model);
     if (!isSafeModelName(model)) throw new InvalidInput('a model is named by its folder name (or latest, or base), not a path');
     const prompt = checkPrompt(String(args.prompt ?? ''));
+    const effort = args.effort as Effort | undefined;
     const quoted = prompt.length > 80 ? `${prompt.slice(0, 79)}…` : prompt;
-    await askAndStream(ctx, model, [{ role: 'user', content: prompt }], (args.effort as Effort | undefined) ?? 'low', `💬 **${model}** · ${ctx.user.name} asked: ${quoted}`);
+    await askAndStream(ctx, model, [{ role: 'user', content: prompt }], effort ?? 'low', `💬 **${model}** · ${ctx.user.name} asked: ${quoted}`);
+    // `/ask latest ultra hi`: ultra is no effort, so it began the prompt; answered all the same, and the caller told
+    const slip = effort === undefined ? effortSlip(prompt) : null;
+    if (slip) await ctx.replyPrivate(`ℹ️ ${quote(slip, 20)} is not a reasoning effort (${REASONING_EFFORTS.join(', ')}): it was read as the start of your prompt`);
   },
 });

@@ -128,18 +128,31 @@ export function modelComparison(a: ModelEntry, b: ModelEntry): string {
   return [`**Comparing** 🔵 \`${a.name}\` | 🟠 \`${b.name}\``, ...rows].join('\n');
 }
 
+/** One row of /models list and /models archived. */
+function modelRow(m: ModelEntry): string {
+  const when = localMinute(m.createdAt);
+  const state =
+    m.status === 'succeeded'
+      ? `loss ${lossText(m.finalLoss)} ${m.band!.emoji} ${m.band!.label}${m.evalBand ? ` · eval ${lossText(m.evalLoss)} ${m.evalBand.emoji}` : ''}`
+      : { running: '⏳ training', failed: '❌ failed', cancelled: '🛑 cancelled', interrupted: '⏸️ interrupted', out_of_memory: '❌ out of GPU memory', disk_full: '❌ disk full', unknown: '❔ no training_info.txt' }[m.status];
+  return `${m.isLatest ? '→' : ' '} \`${m.name}\` · ${m.profile} · ${when} · ${state}${m.rank ? ` · r=${m.rank}` : ''}${m.isLatest ? ' · latest' : ''}`;
+}
+
+/** A titled list of rows, newest first, cut to MODELS_LISTED with a line saying how to see the rest. */
+function modelRows(title: string, models: ModelEntry[], rest: string): string {
+  const more = models.length > MODELS_LISTED ? [`… and ${models.length - MODELS_LISTED} older (${rest})`] : [];
+  return [`**${title}** (newest first, ${models.length}):`, ...models.slice(0, MODELS_LISTED).map(modelRow), ...more].join('\n');
+}
+
 export function modelList(models: ModelEntry[]): string {
   if (models.length === 0) return 'No models yet. `/train quick_test` makes one in a few minutes.';
-  const rows = models.map((m) => {
-    const when = localMinute(m.createdAt);
-    const state =
-      m.status === 'succeeded'
-        ? `loss ${lossText(m.finalLoss)} ${m.band!.emoji} ${m.band!.label}${m.evalBand ? ` · eval ${lossText(m.evalLoss)} ${m.evalBand.emoji}` : ''}`
-        : { running: '⏳ training', failed: '❌ failed', cancelled: '🛑 cancelled', interrupted: '⏸️ interrupted', out_of_memory: '❌ out of GPU memory', disk_full: '❌ disk full', unknown: '❔ no training_info.txt' }[m.status];
-    return `${m.isLatest ? '→' : ' '} \`${m.name}\` · ${m.profile} · ${when} · ${state}${m.rank ? ` · r=${m.rank}` : ''}${m.isLatest ? ' · latest' : ''}`;
-  });
-  const more = rows.length > MODELS_LISTED ? [`… and ${rows.length - MODELS_LISTED} older (/models info <name> shows any)`] : [];
-  return [`**Models** (newest first, ${models.length}):`, ...rows.slice(0, MODELS_LISTED), ...more].join('\n');
+  return modelRows('Models', models, '/models info <name> shows any');
+}
+
+/** /models archived: the models in archive/, as /models list shows models. */
+export function archivedList(models: ModelEntry[]): string {
+  if (models.length === 0) return 'Nothing is archived. `/models archive <name>` moves a model there (out of the list, kept on disk).';
+  return modelRows('Archived models', models, 'their folders are in models/archive/');
 }
 
 const gib = (mib: number) => (mib / 1024).toFixed(1);

@@ -82,7 +82,7 @@ describe('/models promote, archive, compare and info', () => {
       await new Promise((r) => setTimeout(r, 200));
       const help = other.lines.slice(from).join('\n');
       expect(help).toMatch(/\/models list/);
-      expect(help).not.toMatch(/\/models (promote|archive)/);
+      expect(help).not.toMatch(/\/models (promote|archive|restore)\b/);
     } finally {
       await other.stop();
     }
