@@ -30,6 +30,7 @@ const rule = z
 
 const EnvSchema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  EMBEDDED_REDIS_DIR: path('.cache/redis'),
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('chatops'),
   EMBEDDED_RUNNER: bool.optional(),
   MODELS_DIR: path('models'),
@@ -74,6 +75,11 @@ const EnvSchema = z.object({
 
 export interface Config {
   redisUrl: string | undefined;
+  /**
+   * Where the bot's own redis-server (REDIS_URL unset) keeps its data, an append-only file, so job ids, jobs and /chat
+   * conversations outlive a restart. One bot process per folder at a time; delete it to start afresh.
+   */
+  embeddedRedisDir: string;
   queuePrefix: string;
   /** Run the GPU runner inside the bot process (the embedded default does, when REDIS_URL is unset). */
   embeddedRunner: boolean;
@@ -164,6 +170,7 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
   }
   return {
     redisUrl: e.REDIS_URL,
+    embeddedRedisDir: e.EMBEDDED_REDIS_DIR,
     queuePrefix: e.QUEUE_PREFIX,
     embeddedRunner: e.EMBEDDED_RUNNER ?? e.REDIS_URL === undefined,
     modelsDir: e.MODELS_DIR,
