@@ -23,17 +23,22 @@ import re
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "trainer"))
 from harmony import HarmonyStream  # noqa: E402
+from models_dir import read_training_info  # noqa: E402
 
 VERSION = 1
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 MAX_PROMPT_CHARS = 16_000
+MAX_SUGGESTED = 10          # models named in a "no model" answer
+# {base}_{profile}_{YYYYMMDD_HHMM}, -N for a later folder of the same minute (gpu-runner/trainer/models_dir.py)
+FOLDER_TIME = re.compile(r"^.+_.+_(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(?:-(\d+))?$")
 MAX_ADAPTERS = 4            # adapters kept loaded at once (--max-adapters); the least recently used one goes first
 EFFORTS = ("low", "medium", "high")
 _out = sys.stdout
@@ -94,10 +99,9 @@ class Worker:
         if not SAFE_NAME.match(name) or ".." in name:
             raise RequestError("bad_input", "a model is named by its folder name (or latest, or base), not a path")
         folder = self.models_dir / name
-        if not folder.is_dir():
-            known = sorted(p.name for p in self.models_dir.iterdir()
-                           if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and p.name != "archive")
-            raise RequestError("not_found", f"no model '{name}'; known: {', '.join(['latest', 'base', *known[:10]])}")
+        if not folder.is_dir() or name == "archive":
+            known = usable_models(self.models_dir)[:MAX_SUGGESTED]
+            raise RequestError("not_found", f"no model '{name}'; known: {', '.join(['latest', 'base', *known])}")
         missing = [f for f in ADAPTER_FILES if not (folder / f).is_file()]
         if missing:
             raise RequestError("not_found", f"{name} has no adapter files ({', '.join(missing)}): was its run finished?")
@@ -190,6 +194,40 @@ class Worker:
         emit("done", id=rid, model=adapter or "base", answer=parsed.final, reasoning=parsed.analysis,
              complete=parsed.complete, tokens=tokens, ttft_s=round((first or time.time()) - started, 4),
              duration_s=round(time.time() - started, 4))
+
+
+def usable_models(models_dir: Path) -> list[str]:
+    """The models an ask can use, newest first as the bot lists them (src/model-registry.ts: the folder name's time,
+    then its -N): folders whose run succeeded and that hold the adapter files. archive/, hidden entries and links
+    (latest) are no models; a usable folder whose name carries no time comes after the others."""
+    found = []
+    for p in (models_dir.iterdir() if models_dir.is_dir() else []):
+        if p.name == "archive" or p.name.startswith(".") or p.is_symlink() or not p.is_dir():
+            continue
+        if not all((p / f).is_file() for f in ADAPTER_FILES):
+            continue
+        try:
+            info = read_training_info(p)
+        except (OSError, UnicodeDecodeError):
+            continue
+        # as the bot reads it: a folder from before status was recorded is finished when it has a final loss
+        if info.get("status", "succeeded" if "final_loss" in info else "") != "succeeded":
+            continue
+        found.append((_folder_time(p.name), p.name))
+    timed = sorted(sorted(t for t in found if t[0]), key=lambda t: t[0], reverse=True)  # a tie: by name (stable)
+    return [name for _, name in timed] + sorted(name for when, name in found if not when)
+
+
+def _folder_time(name: str) -> tuple[datetime, int] | None:
+    """(the run's start, to the minute; its -N, 1 for none) from a folder name; None when the name has no time."""
+    m = FOLDER_TIME.match(name)
+    if not m:
+        return None
+    y, mo, d, h, mi, seq = m.groups()
+    try:
+        return datetime(int(y), int(mo), int(d), int(h), int(mi)), int(seq or 1)
+    except ValueError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

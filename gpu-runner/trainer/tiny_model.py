@@ -77,10 +77,11 @@ def build(out: Path) -> Path:
     # runners building at once both end with a whole one.
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "training_defaults.json").write_text(json.dumps(TRAINING_DEFAULTS, indent=2) + "\n")
+    from models_dir import give_ordinary_modes
+    give_ordinary_modes(tmp)  # mkdtemp's 0700 and safetensors' 0600: readable by the inference worker's user too
     try:
         os.rename(tmp, out)
     except OSError:  # another process finished first

@@ -26,6 +26,7 @@ import math
 import os
 import random
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -37,8 +38,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import protocol  # noqa: E402
 from models_dir import (  # noqa: E402
-    INFO_FILE, base_name_for, final_loss, band_for, make_model_dir, move_latest, read_training_info,
-    write_training_info,
+    INFO_FILE, base_name_for, final_loss, band_for, give_ordinary_modes, make_model_dir, move_latest,
+    read_training_info, set_adapter_base, write_model_card, write_training_info,
 )
 
 # ---- settings -------------------------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ ATTENTION_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 EXPERT_PARAMETERS = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
 # The CUDA backend (Unsloth) is given MLP leaf names and resolves them to gpt-oss's experts (see add_lora).
 UNSLOTH_EXPERT_LEAVES = ["gate_proj", "up_proj", "down_proj"]
-LOCK_FILE = ".trainer.lock"              # held for the whole run: two trainers never write one folder
+LOCK_FILE = ".trainer.lock"              # held for the whole run: two trainers never write one folder; removed at the end
 LOCK_WAIT_S = 30                         # a resume waits this long for a dying trainer to let go of the folder
 PARENT_POLL_S = 1.0
 EVAL_FRACTION = 0.05                     # of the conversations, held out: the loss on data the adapter never saw
@@ -229,6 +230,15 @@ def add_lora(model, backend: str, r: int, targets: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the trainer; however the run ends (done, failed, cancelled, interrupted, diverged), the folder's lock file
+    goes with it."""
+    try:
+        return run(argv)
+    finally:
+        unlock_folder()
+
+
+def run(argv: list[str] | None) -> int:
     started = time.time()
     protocol.claim_stdout()
     try:
@@ -275,8 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             folder = make_model_dir(args.models_dir, base_name, args.profile, datetime.now())
             lock_folder(folder, 0)
+            # base_model: the name the operator gave (tiny, a hub id, a folder); base_model_path: where `tiny` was
+            # loaded from on this host, when that differs
             facts = {"status": "running", "model_name": folder.name, "profile": args.profile,
-                     "base_model": args.base_model, "job_id": args.job_id, "requested_by": args.requested_by,
+                     "base_model": args.base_model,
+                     **({"base_model_path": base_model} if base_model != args.base_model else {}),
+                     "job_id": args.job_id, "requested_by": args.requested_by,
                      "started_at": datetime.now().astimezone().isoformat(timespec="seconds")}
         write_training_info(folder, facts)
         step_count = resumed_from or 0
@@ -342,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                                   epoch=round(float(state.epoch or 0), 4), elapsed_s=round(time.time() - started, 2))
 
             def on_save(self, _args, state, _control, **_):
+                give_ordinary_modes(folder)  # the checkpoint's adapter was written 0600 (see give_ordinary_modes)
                 protocol.emit("checkpoint", step=state.global_step,
                               path=str((folder / f"checkpoint-{state.global_step}").resolve()))
 
@@ -354,7 +369,12 @@ def main(argv: list[str] | None = None) -> int:
             use_cpu=backend == "cpu", bf16=backend == "cuda", dataloader_num_workers=0, optim="adamw_torch",
             per_device_eval_batch_size=profile["batch_size"],
         )
-        trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
+        class Trainer(SFTTrainer):
+            def create_model_card(self, *_, **__):
+                """TRL's card names a base model loaded from a folder as [None]: the folder gets ours when it is done
+                (write_model_card)."""
+
+        trainer = Trainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                              eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
                              processing_class=tokenizer, callbacks=[Report()])
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -365,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         SAVING["started"] = True
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
+        for saved in [folder, *folder.glob("checkpoint-*")]:
+            if (saved / "adapter_config.json").is_file():
+                set_adapter_base(saved, args.base_model)
         loss = final_loss(losses)
         band = band_for(loss)
         facts.update(status="succeeded", final_loss=_fmt(loss), quality=f"{band['emoji']} {band['label']}",
@@ -378,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
         write_training_info(folder, facts)
         # null for a loss that was not finite: strict JSON, readable by the runner (JSON.parse has no NaN)
         (folder / "loss_history.json").write_text(json.dumps([protocol.finite_or_none(x) for x in losses]) + "\n")
+        write_model_card(folder, facts, load_base_from=DEFAULT_TINY_DIR.relative_to(HERE.parent.parent).as_posix()
+                         if args.base_model == "tiny" else args.base_model)
+        give_ordinary_modes(folder)
         moved = band["id"] != "diverged"
         if moved:
             move_latest(args.models_dir, folder)
@@ -475,20 +501,64 @@ def checkpoint_losses(checkpoint: Path) -> list[float]:
     return [float(e["loss"]) for e in state.get("log_history", []) if "loss" in e and e.get("step", 0) <= step]
 
 
+# The folder lock this process holds: {"fd": the locked file's descriptor, "path": the lock file}; empty when none.
+HELD_LOCK: dict = {}
+
+
 def lock_folder(folder: Path, wait_s: float) -> bool:
-    """Hold an exclusive lock on the folder for the life of this process (the kernel drops it when the process dies,
-    however it dies). False when another trainer still holds it after wait_s."""
-    fd = os.open(folder / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+    """Hold an exclusive lock on the folder until unlock_folder, at the latest until this process dies (the kernel
+    drops it then, however it dies). False when another trainer still holds it after wait_s.
+
+    The trainer that held it before removes the lock file when its run ends, while still holding the lock. A trainer
+    that opened the file before that removal gets its lock once the holder lets go, but on a file no longer at the
+    path, while a third trainer may create and lock a new one there: so the lock counts only when the file locked is
+    the one at the path; otherwise it is opened and locked again."""
+    path = folder / LOCK_FILE
     deadline = time.time() + wait_s
     while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True  # the fd stays open (and locked) until exit
-        except BlockingIOError:
-            if time.time() >= deadline:
-                os.close(fd)
-                return False
-            time.sleep(0.2)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.time() >= deadline:
+                        os.close(fd)
+                        return False
+                    time.sleep(0.2)
+        except BaseException:  # a cancel while waiting
+            os.close(fd)
+            raise
+        if _is_file_at(fd, path):
+            HELD_LOCK.update(fd=fd, path=path)  # the fd stays open (and locked) until unlock_folder or exit
+            return True
+        os.close(fd)  # its holder removed it: lock the file now at the path
+
+
+def unlock_folder() -> None:
+    """Remove the lock file, then let go of the lock: removed while still held, so no other trainer holds it between
+    the two (one waiting on the removed file finds it gone, see lock_folder). Nothing when no lock is held."""
+    fd, path = HELD_LOCK.pop("fd", None), HELD_LOCK.pop("path", None)
+    if fd is None:
+        return
+    try:
+        if _is_file_at(fd, path):
+            os.unlink(path)
+    except OSError as e:
+        log(f"could not remove {path}: {e}")
+    finally:
+        os.close(fd)
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    """Whether the open file fd is the file at path (not one removed from it, nor one created there since)."""
+    held = os.fstat(fd)
+    try:
+        there = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
 
 
 def watch_parent() -> None:
@@ -514,6 +584,9 @@ def classify_failure(e: BaseException, step: int) -> tuple[str, str]:
     if "out of memory" in text.lower():
         return "out_of_memory", (f"out of GPU memory at step {step}: try the conservative profile or a smaller r "
                                  f"({type(e).__name__}: {first[:200]})")
+    if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "failed", (f"the models folder cannot be written at step {step} ({os.strerror(e.errno)}): make it "
+                          f"writable, then /train again")
     disk = isinstance(e, OSError) and e.errno in DISK_ERRNOS
     if disk or any(s in text for s in ("No space left on device", "File too large", "file write failed")):
         return "disk_full", f"the models disk is full (at step {step}): free some space, then /train again"
@@ -566,10 +639,43 @@ def _finish_failed(folder: Path, facts: dict, steps: int, status: str, reason: s
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     facts.update(status=status, error=reason, steps=steps,
                  finished_at=datetime.now().astimezone().isoformat(timespec="seconds"))
+    if status == "disk_full":
+        free_partial_writes(folder)  # what the full disk cut short, so that the status below has room
     try:
         write_training_info(folder, facts)
     except OSError as e:
-        log(f"could not mark {folder} as {status}: {e}")
+        if e.errno not in DISK_ERRNOS or not _write_in_place(folder / INFO_FILE, facts):
+            log(f"could not mark {folder} as {status}: {e}")
+    give_ordinary_modes(folder)  # its checkpoints too, for a resume by another user of a shared models folder
+
+
+def free_partial_writes(folder: Path) -> None:
+    """Removes what a write cut short by a full disk left in the folder: temporary files (the adapter's, the facts')
+    and checkpoints that never became whole. A resume starts from the newest whole checkpoint, which stays."""
+    for p in folder.iterdir():
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        try:
+            if m and p.is_dir() and not _complete_checkpoint(p, int(m.group(1))):
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.is_file() and (p.name.endswith(".tmp") or p.name.startswith("tmp")):
+                p.unlink()
+        except OSError:
+            pass
+
+
+def _write_in_place(path: Path, facts: dict) -> bool:
+    """The facts written over the file itself, for a disk too full for a temporary file beside it: truncating first
+    frees the blocks the shorter text then reuses. A reader may see it half written for that moment; True if it
+    worked."""
+    text = "".join(f"{key}: {value}\n" for key, value in facts.items())
+    try:
+        with open(path, "r+", encoding="utf-8") as f:
+            f.truncate(0)
+            f.write(text)
+        path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)
+        return True
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

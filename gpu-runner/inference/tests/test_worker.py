@@ -1,6 +1,7 @@
 """The resident inference worker with the tiny gpt-oss on the CPU and adapters trained for real by train.py."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,40 @@ def test_adapters_beyond_the_limit_are_unloaded_least_recently_used_first(setup)
     assert loads == [f"[infer] loaded adapter {names[0]}", f"[infer] unloaded adapter {names[0]}",
                      f"[infer] loaded adapter {names[1]}", f"[infer] unloaded adapter {names[1]}",
                      f"[infer] loaded adapter {names[0]}"]
+
+
+def test_an_unknown_model_is_answered_with_the_usable_models_newest_first_at_most_ten(setup):
+    """Only models an ask can use (a succeeded run with its adapter files), in the bot's order (the folder name's
+    time, then its -N), ten at most; archive/ and hidden folders are no models, even when asked for by name."""
+    models, first, worker = setup
+    made = []
+
+    def folder(name, status, adapter=True):
+        f = models / name
+        f.mkdir()
+        made.append(f)
+        if adapter:
+            for n in ("adapter_config.json", "adapter_model.safetensors"):
+                shutil.copy(models / first / n, f / n)
+        (f / "training_info.txt").write_text(f"status: {status}\nmodel_name: {name}\nfinal_loss: 0.5\n")
+        return name
+
+    try:
+        days = [folder(f"tiny-gpt-oss_standard_2030010{d}_1200", "succeeded") for d in range(1, 10)]
+        minute = [folder(f"tiny-gpt-oss_conservative_20300110_0900{n}", "succeeded") for n in ("", "-2", "-10")]
+        folder("tiny-gpt-oss_standard_20300201_0000", "interrupted")         # newer, but not usable
+        folder("tiny-gpt-oss_standard_20300202_0000", "cancelled", adapter=False)
+        folder("tiny-gpt-oss_standard_20300203_0000", "succeeded", adapter=False)
+        folder("archive", "succeeded")
+        folder(".incoming-tiny-gpt-oss_standard_20300204_0000", "succeeded")
+        newest = minute[::-1] + days[::-1]
+        _, event = worker.ask("n1", model="nope")
+        assert event["type"] == "error" and event["kind"] == "not_found"
+        assert event["message"] == f"no model 'nope'; known: latest, base, {', '.join(newest[:10])}"
+        _, event = worker.ask("n2", model="archive")
+        assert event["kind"] == "not_found" and event["message"].startswith("no model 'archive'; known: latest, base")
+        _, done = worker.ask("n3", model=newest[0])  # what it suggests works
+        assert done["type"] == "done" and done["model"] == newest[0]
+    finally:
+        for f in made:
+            shutil.rmtree(f)

@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -90,6 +91,7 @@ def test_a_cancelled_run_is_marked_cancelled_and_never_becomes_latest(tmp_path):
     assert os.readlink(tmp_path / "latest") == "keep"
     folder = next(p for p in tmp_path.iterdir() if p.name.startswith("tiny-gpt-oss_standard_"))
     assert read_training_info(folder)["status"] == "cancelled"
+    assert not (folder / ".trainer.lock").exists()
 
 
 def test_assistant_only_mask_covers_the_answers_and_nothing_else():
@@ -148,6 +150,7 @@ def test_an_interrupted_run_resumes_from_its_newest_checkpoint_and_ends_as_if_ne
     name = first[0]["model_name"]
     assert read_training_info(tmp_path / name)["status"] == "interrupted"
     assert not (tmp_path / "latest").exists()
+    assert not (tmp_path / name / ".trainer.lock").exists()
 
     code, messages, err = run_train(tmp_path, "--profile", "quick_test", "--resume", name)
     assert code == 0, err[-2000:]
@@ -173,6 +176,7 @@ def test_an_interrupted_run_resumes_from_its_newest_checkpoint_and_ends_as_if_ne
     info = read_training_info(tmp_path / name)
     assert info["status"] == "succeeded" and info["resumes"] == "1" and info["resumed_from_step"] == "10"
     assert os.readlink(tmp_path / "latest") == name
+    assert not (tmp_path / name / ".trainer.lock").exists()  # the resumed run took the lock, and removed it
 
 
 def test_resume_refuses_paths_reports_a_finished_run_done_and_starts_afresh_without_its_folder(tmp_path, trained):
@@ -186,6 +190,7 @@ def test_resume_refuses_paths_reports_a_finished_run_done_and_starts_afresh_with
     assert code == 0 and [m["type"] for m in out] == ["done"]
     assert out[0]["model_name"] == name and out[0]["final_loss"] == round(messages[-1]["final_loss"], 4)
     assert out[0]["latest"] is True and out[0]["steps"] == 30
+    assert not (models / name / ".trainer.lock").exists()
     assert out[0]["eval_loss"] == round(messages[-1]["eval_loss"], 4) and out[0]["eval_band"] == messages[-1]["eval_band"]
     # the earlier attempt's folder is not here (another runner's disk): a new run, said so
     code, out, _ = run_train(tmp_path, "--profile", "quick_test", "--resume", "gone_quick_test_20260101_0000")
@@ -247,6 +252,37 @@ def test_a_full_disk_fails_the_run_with_one_line_and_leaves_no_usable_model(tmp_
     assert os.readlink(tmp_path / "latest") == "keep"
 
 
+def test_a_disk_too_full_for_a_temporary_file_still_gets_its_status_and_loses_what_was_cut_short(tmp_path):
+    """What a full disk leaves when the status is written: the partial checkpoint and the temporary files go, a whole
+    checkpoint stays, and the facts are written over the file itself when no temporary file fits beside it."""
+    import errno as errno_
+    import train
+    folder = tmp_path / "m"
+    whole, cut = folder / "checkpoint-10", folder / "checkpoint-20"
+    for c in (whole, cut):
+        c.mkdir(parents=True)
+    (whole / "trainer_state.json").write_text(json.dumps({"global_step": 10}))
+    (whole / "adapter_model.safetensors").write_bytes(b"x")
+    (cut / "adapter_model.safetensors").write_bytes(b"")  # its trainer state was never written
+    (folder / ".training_info.txt.tmp").write_text("")
+    (folder / "tmpab12cd.safetensors").write_bytes(b"half")
+    (folder / "training_info.txt").write_text("status: running\nprofile: quick_test\n")
+    train.free_partial_writes(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-10", "training_info.txt"]
+    assert train._write_in_place(folder / "training_info.txt", {"profile": "quick_test", "status": "disk_full"})
+    assert read_training_info(folder) == {"profile": "quick_test", "status": "disk_full"}
+    kind, line = train.classify_failure(OSError(errno_.ENOSPC, "No space left on device"), 20)
+    assert (kind, line) == ("disk_full", "the models disk is full (at step 20): free some space, then /train again")
+
+
+def test_a_models_folder_that_cannot_be_written_names_the_cause_and_the_fix():
+    import errno as errno_
+    import train
+    kind, line = train.classify_failure(OSError(errno_.EROFS, "Read-only file system", "/models/x"), 0)
+    assert kind == "failed"
+    assert line == "the models folder cannot be written at step 0 (Read-only file system): make it writable, then /train again"
+
+
 def test_out_of_gpu_memory_is_named_and_says_what_to_try(tmp_path):
     """TRAINER_FAILPOINT raises torch's own OutOfMemoryError at step 3: no GPU here to run out of."""
     code, messages, _ = run_train(tmp_path, "--profile", "quick_test", env={"TRAINER_FAILPOINT": "oom_at_step:3"})
@@ -255,6 +291,7 @@ def test_out_of_gpu_memory_is_named_and_says_what_to_try(tmp_path):
     folder = next(tmp_path.glob("tiny-gpt-oss_quick_test_*"))
     assert read_training_info(folder)["status"] == "out_of_memory"
     assert not (tmp_path / "latest").exists()
+    assert not (folder / ".trainer.lock").exists()
 
 
 def test_an_evaluation_that_fails_costs_the_eval_loss_not_the_trained_adapter(tmp_path):
@@ -322,3 +359,91 @@ def test_a_dataset_too_small_to_hold_some_out_says_so_and_reports_no_eval_loss(t
     done = messages[-1]
     assert done["eval_loss"] is None and done["eval_band"] is None and done["eval_examples"] == 0
     assert "eval_loss" not in read_training_info(models / done["model_name"])
+
+
+def test_every_file_of_a_finished_folder_has_the_mode_any_other_file_gets(trained, tmp_path):
+    """safetensors wrote the adapter (and each checkpoint's) 0600, every other file 0644: another user of a shared
+    models folder (the inference worker's) could read the folder but not load its weights."""
+    models, messages = trained
+    folder = models / messages[-1]["model_name"]
+    with open(tmp_path / "ordinary", "w") as f:
+        f.write("x")
+    (tmp_path / "ordinary_dir").mkdir()
+    file_mode = stat.S_IMODE((tmp_path / "ordinary").stat().st_mode)
+    dir_mode = stat.S_IMODE((tmp_path / "ordinary_dir").stat().st_mode)
+    found = {p.relative_to(folder).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in folder.rglob("*")}
+    assert "adapter_model.safetensors" in found and "checkpoint-30/adapter_model.safetensors" in found
+    assert {n: m for n, m in found.items() if (folder / n).is_file() and m != file_mode} == {}
+    assert {n: m for n, m in found.items() if (folder / n).is_dir() and m != dir_mode} == {}
+    assert stat.S_IMODE(folder.stat().st_mode) == dir_mode
+
+
+def test_the_model_card_names_the_base_model_as_given_and_the_runs_result(trained):
+    models, messages = trained
+    done = messages[-1]
+    card = (models / done["model_name"] / "README.md").read_text()
+    assert "None" not in card and ".cache/tiny-gpt-oss\")" in card  # how to load it, from the repository
+    assert f"# {done['model_name']}" in card and "fine-tuned from **tiny**" in card and "`quick_test` profile" in card
+    assert "base_model: tiny" in card and str(REPO) not in card  # no host's absolute path
+    assert f"Final loss: {done['final_loss']:.4f}" in card and "Eval loss on 5 held-out conversations" in card
+    assert "Requested by --models-dir=/tmp/x (console) (job 42)" in card
+
+
+def test_the_base_model_is_recorded_as_the_operator_gave_it(trained):
+    """--base-model tiny (BASE_MODEL=tiny): `tiny` in training_info.txt and adapter_config.json, not this host's cache
+    folder, which training_info.txt keeps apart as base_model_path."""
+    models, messages = trained
+    folder = models / messages[-1]["model_name"]
+    for config in [folder / "adapter_config.json", *folder.glob("checkpoint-*/adapter_config.json")]:
+        assert json.loads(config.read_text())["base_model_name_or_path"] == "tiny", config
+    info = read_training_info(folder)
+    assert info["base_model"] == "tiny"
+    assert info["base_model_path"] == str(REPO / ".cache" / "tiny-gpt-oss")
+
+
+def test_a_finished_folder_keeps_no_lock_file(trained):
+    models, messages = trained
+    assert not (models / messages[-1]["model_name"] / ".trainer.lock").exists()
+
+
+def test_a_trainer_waiting_on_a_lock_file_that_was_removed_never_shares_the_lock(tmp_path):
+    """A (this process) holds the folder; B waits on the same lock file; A's run ends: it removes the file, then lets
+    go. C (this process again) takes the folder at once, on a new file. B gets the lock of the removed file: it must
+    see that and wait for C instead of training the folder beside it."""
+    import select
+    import train
+    lock = tmp_path / ".trainer.lock"
+    assert train.lock_folder(tmp_path, 0)  # A
+    waiter = subprocess.Popen([sys.executable, "-c", "import pathlib, sys, train\n"
+                               "print(train.lock_folder(pathlib.Path(sys.argv[1]), 30), flush=True)\n"
+                               "sys.stdin.readline()", str(tmp_path)],
+                              cwd=TRAINER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while str(lock) not in _open_files(waiter.pid):  # B has the file open
+            assert time.time() < deadline and waiter.poll() is None, "the waiting trainer never opened the lock file"
+            time.sleep(0.05)
+        train.unlock_folder()  # A ends
+        assert not lock.exists()
+        assert train.lock_folder(tmp_path, 0)  # C
+        assert select.select([waiter.stdout], [], [], 1.0)[0] == [], "B took the folder while C held it"
+        train.unlock_folder()  # C ends
+        assert waiter.stdout.readline().strip() == "True"  # B now
+        assert lock.exists()
+        assert not train.lock_folder(tmp_path, 0.3)  # B holds it for real
+    finally:
+        train.unlock_folder()
+        waiter.stdin.close()
+        waiter.wait(timeout=30)
+
+
+def _open_files(pid):
+    """What the process's open file descriptors point at."""
+    base = f"/proc/{pid}/fd"
+    found = []
+    for name in os.listdir(base):
+        try:
+            found.append(os.readlink(os.path.join(base, name)))
+        except OSError:  # closed meanwhile
+            continue
+    return found
