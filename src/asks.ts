@@ -10,13 +10,17 @@ import { orUnavailable, UserError } from './errors.ts';
 import { ASK_QUEUE, AskJobData, AskProgress, AskResult, parseJsonOrNull } from './jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from './log.ts';
+import { connectionErrorOr } from './redis.ts';
 import { UnfinishedMessages } from './unfinished.ts';
+import { safeOutput } from './user-text.ts';
 
 const log = logger('asks');
 const CURSOR = ' ▍';
 
 interface Followed {
   live: LiveMessage;
+  /** Whether the message grows as the answer streams (ChatSurface.showsPartialAnswers). */
+  streams: boolean;
   header: string;
   /** Runs with the answer before the follow counts as settled (a conversation stores its turn). */
   after?: (result: AskResult) => Promise<void>;
@@ -27,7 +31,7 @@ interface Followed {
 /** The answer, then a line that says which model answered, how fast, and what was left out or cut off. */
 export function answerText(r: AskResult): string {
   const notes = [r.reasoning ? 'reasoning hidden' : '', r.complete ? '' : `cut off at ${r.tokens} tokens`].filter(Boolean);
-  const answer = r.answer.trim() || '(no answer: the model gave none in its final channel)';
+  const answer = safeOutput(r.answer).trim() || '(no answer: the model gave none in its final channel)';
   return `${answer}\n— ${r.model} · ${r.tokens} tokens · ${r.durationS.toFixed(1)} s (first token ${r.ttftS.toFixed(2)} s)${notes.length ? ` · ${notes.join(', ')}` : ''}`;
 }
 
@@ -48,14 +52,14 @@ export class Asks {
     this.events.on('progress', ({ jobId, data }) => {
       const p = AskProgress.safeParse(data);
       const f = this.followed.get(jobId);
-      if (f && p.success) f.live.update(`${f.header}\n${p.data.text}${CURSOR}`);
+      if (f && p.success && f.streams) f.live.update(`${f.header}\n${safeOutput(p.data.text)}${CURSOR}`);
     });
     this.events.on('completed', ({ jobId, returnvalue }) => {
       const r = AskResult.safeParse(typeof returnvalue === 'string' ? parseJsonOrNull(returnvalue) : returnvalue);
       void this.end(jobId, r.success ? answerText(r.data) : '⚠️ the runner returned no answer', r.success ? r.data : null);
     });
     this.events.on('failed', ({ jobId, failedReason }) => void this.end(jobId, `⚠️ ${failedReason}`));
-    this.events.on('error', (e) => log.warn('ask events', e));
+    this.events.on('error', connectionErrorOr((e) => log.warn('ask events', e)));
   }
 
   async ready(): Promise<void> {
@@ -114,7 +118,7 @@ export class Asks {
     let settle!: (result: AskResult | null) => void;
     const done = new Promise<AskResult | null>((r) => (settle = r));
     const interval = Math.max(intervalMs ?? surface.editIntervalMs, surface.minEditIntervalMs);
-    this.followed.set(jobId, { live: new LiveMessage(surface, ref, shown, interval), header, after, settle, done });
+    this.followed.set(jobId, { live: new LiveMessage(surface, ref, shown, interval), streams: surface.showsPartialAnswers !== false, header, after, settle, done });
     void this.catchUp(jobId);
     return done;
   }

@@ -7,11 +7,13 @@
  *   printf '/train quick_test\n' | npm start --silent   # scripted: waits for the job, then exits
  */
 import { startApp, type App } from './app.ts';
+import { resumeMessages } from './bot.ts';
 import { ConsoleChat } from './chat/console.ts';
 import { DiscordChat } from './chat/discord/index.ts';
 import { SlackChat } from './chat/slack/index.ts';
 import { loadConfigForCli, type Config } from './config.ts';
 import { logger } from './log.ts';
+import { EmbeddedRedisError } from './redis.ts';
 
 const log = logger('main');
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -59,8 +61,10 @@ async function main(): Promise<number> {
 /** The console: reads commands until the end of input (then waits for its jobs) or Ctrl-C (then cancels them). */
 async function runConsole(config: Config, app: App): Promise<number> {
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-  const chat = new ConsoleChat({ bot: app.bot, input: process.stdin, output: process.stdout, tty, user: config.consoleUser });
+  const chat = new ConsoleChat({ bot: app.bot, input: process.stdin, output: process.stdout, tty, echo: !process.stdin.isTTY, user: config.consoleUser });
   if (tty) process.stdout.write(`gpt-oss chatops bot, console mode (runner: ${app.runner?.name ?? 'external'}). Type /help; Ctrl-D quits.\n`);
+  // jobs and asks that an earlier console started: their progress and the ends it missed, as new lines
+  await resumeMessages(app.bot, chat);
 
   let interrupts = 0;
   const cancelQueued = async () => {
@@ -102,7 +106,8 @@ async function runConsole(config: Config, app: App): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (e) => {
-    log.error('the bot could not start', e);
+    if (e instanceof EmbeddedRedisError) process.stderr.write(`${e.message}\n`);
+    else log.error('the bot could not start', e);
     process.exit(1);
   },
 );

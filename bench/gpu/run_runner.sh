@@ -28,7 +28,7 @@ export TRAINER_BACKEND=cuda BASE_MODEL="$WORK/gpt-oss-tiny" PYTHON="$PY" LOG_LEV
 echo "== console: /train quick_test, then /models list (embedded Redis, runner and trainer on CUDA)"
 rm -rf "$WORK/models"
 t0=$(date +%s%N)
-printf '/train quick_test\n/models list\n' | MODELS_DIR="$WORK/models" timeout ${CONSOLE_TIMEOUT:-300} \
+printf '/train quick_test\n/wait\n/models list\n' | MODELS_DIR="$WORK/models" EMBEDDED_REDIS_DIR="$WORK/redis" timeout ${CONSOLE_TIMEOUT:-300} \
   node --import tsx src/main.ts > "$OUT_DIR/console.log" 2>&1
 rc=$?
 echo "exit $rc after $(( ($(date +%s%N) - t0) / 1000000 )) ms"

@@ -1,14 +1,17 @@
 /**
- * The console adapter: a shell you type slash commands into, or pipe a script to. Lines are run one after another.
- * On a terminal a message that is still the last thing printed rewrites itself in place; otherwise (and on a pipe)
- * an edit prints only the lines that changed.
+ * The console adapter: a shell you type slash commands into, or pipe a script to. Lines are run one after another;
+ * `/wait` in a script waits for what the lines before it started. On a terminal a message that is still the last
+ * thing printed rewrites itself in place; otherwise (and on a pipe) an edit prints only the lines that changed, and a
+ * pipe's output reads as a transcript: each line, then what it printed, an answer once it is complete.
  */
+import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import type { BotServices } from '../bot.ts';
 import type { ChatSurface, CommandContext, MessageRef } from '../command-kit.ts';
 import { chatTurn } from '../ask-flow.ts';
 import { PLATFORM_LIMITS } from './limits.ts';
+import { renderQuotes, safeOutput } from '../user-text.ts';
 
 export type ConsoleEnd = 'eof' | 'interrupt';
 
@@ -18,18 +21,33 @@ export interface ConsoleOptions {
   output: Writable;
   /** Rewrite status lines in place (a terminal). */
   tty: boolean;
+  /** Print each line read before running it: input that no terminal echoed (a script), so the output reads as a transcript. */
+  echo?: boolean;
   user: string;
 }
 
 const CHANNEL = 'console';
+/** A line of a script that waits until every job and ask it started has ended (the console's own; not a command). */
+export const WAIT = '/wait';
 /** Markdown the core uses, shown plainly in a terminal. */
-const plain = (text: string) => text.replace(/\*\*(.+?)\*\*/g, '$1').replace(/`([^`]*)`/g, '$1');
+const markup = (text: string) => text.replace(/\*\*(.+?)\*\*/g, '$1').replace(/`([^`]*)`/g, '$1');
+/** What the terminal shows: quoted words as typed, no markup, and no control character but line breaks. */
+const plain = (text: string) => safeOutput(renderQuotes(text, (quoted) => quoted, markup));
 
 export class ConsoleChat implements ChatSurface {
   readonly platform = 'console';
   readonly editIntervalMs: number;
   readonly minEditIntervalMs = 0;
+  /** On a pipe every edit prints anew: an answer is shown once, complete. */
+  readonly showsPartialAnswers: boolean;
   private nextId = 1;
+  /**
+   * Message ids are stored with jobs in Redis: a console started later must not take an earlier one's id for its own
+   * message. A message of an earlier console (a resumed job) is printed anew when it changes.
+   */
+  private readonly session = randomBytes(3).toString('hex');
+  /** On a pipe, messages that say nothing yet ("…"): printed whole at their first edit. */
+  private readonly unsaid = new Set<string>();
   /** The message printed last (nothing after it), which a terminal can rewrite in place. */
   private lastRef: string | null = null;
   /** What each message shows now, line by line. */
@@ -40,13 +58,15 @@ export class ConsoleChat implements ChatSurface {
 
   constructor(private readonly options: ConsoleOptions) {
     this.editIntervalMs = options.tty ? PLATFORM_LIMITS.console.ttyEditIntervalMs : PLATFORM_LIMITS.console.editIntervalMs;
+    this.showsPartialAnswers = options.tty;
   }
 
   async post(channelId: string, text: string): Promise<MessageRef> {
-    const id = String(this.nextId++);
+    const id = `${this.session}.${this.nextId++}`;
     const lines = plain(text).split('\n');
     this.shown.set(id, lines);
-    this.print(id, lines);
+    if (!this.options.tty && lines.at(-1) === '…') this.unsaid.add(id);
+    else this.print(id, lines);
     return { channelId, id };
   }
 
@@ -59,8 +79,11 @@ export class ConsoleChat implements ChatSurface {
       this.lastHeight = lines.length;
       return;
     }
+    // On a pipe: the lines that changed (a job's status line), or the whole message when it says something at last
+    // or several of its lines changed (an answer and its footer), so it reads whole with its header.
     const changed = lines.filter((line, i) => line !== before[i]);
-    if (changed.length) this.print(ref.id, changed);
+    if (this.unsaid.delete(ref.id) || changed.length > 1) this.print(ref.id, lines);
+    else if (changed.length) this.print(ref.id, changed);
   }
 
   private print(id: string, lines: string[]): void {
@@ -99,6 +122,12 @@ export class ConsoleChat implements ChatSurface {
 
   private async handleLine(line: string, bot: BotServices, user: string): Promise<void> {
     if (!line || line.startsWith('#')) return;
+    if (line === WAIT) {
+      // a script's pause: the next line runs once every job and ask followed here has ended
+      await Promise.all([bot.watcher.settled(), bot.asks.settled()]);
+      return;
+    }
+    if (this.options.echo) this.write(safeOutput(line));
     const ctx: CommandContext = {
       user: { id: user, name: user, platform: 'console', roles: [] },
       channelId: CHANNEL,
