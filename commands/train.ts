@@ -2,7 +2,8 @@
 import { defineCommand, type CommandContext, type Handler, type OptionSpec } from '../src/command-kit.ts';
 import { InvalidInput, UserError } from '../src/errors.ts';
 import { jobHeader, jobStatus, queuedLine } from '../src/format.ts';
-import type { TrainJobData } from '../src/jobs.ts';
+import { cancelledLine, type CancelFlag, type TrainJobData } from '../src/jobs.ts';
+import type { JobView } from '../src/queue.ts';
 import { GPU_CLASS_RE, HOST_NAME_RE, runnerMatches } from '../src/runners.ts';
 import { PROFILES, PROFILE_NAMES, RANK, SCHEDULERS } from '../src/tables.ts';
 
@@ -109,6 +110,12 @@ const status: Handler = {
   },
 };
 
+/** A run that a runner had begun and none will finish: its folder says cancelled, as a runner's cancel leaves it. */
+async function markCancelled(ctx: CommandContext, view: JobView, flag: CancelFlag): Promise<void> {
+  const folder = view.progress?.modelName;
+  if (folder) await ctx.bot.models.markEnded(folder, 'cancelled', cancelledLine(flag)).catch(() => undefined);
+}
+
 const cancel: Handler = {
   name: 'cancel',
   private: true,
@@ -121,8 +128,19 @@ const cancel: Handler = {
     if (!isRequester(view.data, ctx) && !ctx.bot.access.allows('cancel_any', ctx.user, ctx.channelId)) {
       throw new UserError(`job ${id} belongs to ${view.data.requestedBy.name}; only they (or ALLOW_CANCEL_ANY) can cancel it`);
     }
-    const how = await ctx.bot.queue.cancel(id, ctx.user.name);
-    await ctx.replyPrivate(how === 'removed' ? `🛑 job ${id} cancelled before it started` : `🛑 stopping job ${id}…`);
+    const earlier = await ctx.bot.queue.cancelFlag(id);
+    if (earlier) throw new InvalidInput(`job ${id} is already stopping (${earlier.by} cancelled it); its message shows when it has`);
+    const { queue, config } = ctx.bot;
+    const { how, flag } = await queue.cancel(id, ctx.user.name);
+    if (how === 'signalled') {
+      await ctx.replyPrivate(`🛑 stopping job ${id}…`);
+      // A runner that died holds the job until its lock lapses: then it ends here, whether or not a runner comes back.
+      void queue.settleCancel(id, flag, config.jobLockMs + 10_000).then((ended) => (ended ? markCancelled(ctx, view, flag) : undefined), () => undefined);
+      return;
+    }
+    await markCancelled(ctx, view, flag);
+    // to the one who cancelled: the channel's line without their own name
+    await ctx.replyPrivate(`🛑 job ${id} ${cancelledLine(flag).replace(/^cancelled by .+? (at step|before)/, 'cancelled $1')}${how === 'ended' ? ' (no runner was running it)' : ''}`);
   },
 };
 
@@ -130,5 +148,6 @@ export default defineCommand({
   name: 'train',
   description: 'Fine-tune a LoRA adapter of gpt-oss, or check on and cancel a run',
   subcommandLabel: 'profile',
+  uses: ['files'],
   subcommands: [...profiles, status, cancel],
 });

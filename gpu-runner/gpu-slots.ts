@@ -2,7 +2,9 @@
  * How many trainings one GPU of a host runs at once (JOBS_PER_GPU, 1 by default), however many runner processes are
  * pinned to it: a slot is a Redis key per GPU and index, taken with SET NX by the worker that starts a training,
  * renewed by its heartbeat and released when the training ends. A worker that dies holding one frees it when the key
- * lapses (three heartbeats). The key names the host, so GPUs of different hosts never share slots.
+ * lapses (three heartbeats), or at once for the worker that takes its job over: a slot names the job it trains, and
+ * a job that another worker was given (BullMQ saw its lock lapse) is no longer trained by the slot's holder. The key
+ * names the host, so GPUs of different hosts never share slots.
  */
 import type { Redis } from 'ioredis';
 
@@ -17,8 +19,24 @@ if v == false or v == ARGV[1] then
 end
 return 0`;
 
+/**
+ * Takes the first slot that is free or held for the same job (its holder lost the job: a runner that died), as
+ * ARGV[1] for ARGV[2] ms; ARGV[3] is the job's part of a slot's value. Returns the slot's index from 1, or 0.
+ */
+const TAKE = `
+for i, key in ipairs(KEYS) do
+  local v = redis.call('get', key)
+  if v == false or string.sub(v, -string.len(ARGV[3])) == ARGV[3] then
+    redis.call('set', key, ARGV[1], 'PX', ARGV[2])
+    return i
+  end
+end
+return 0`;
+
 export class GpuSlots {
   private held: string | null = null;
+  /** The held slot's value: the holder and the job it trains. */
+  private value = '';
 
   constructor(
     private readonly redis: Redis,
@@ -33,16 +51,19 @@ export class GpuSlots {
 
   private key = (i: number) => `${this.prefix}:gpu-slot:${this.gpu}:${i}`;
 
-  /** Takes a free slot; false when every slot is held (by other workers). */
-  async take(): Promise<boolean> {
+  /**
+   * Takes a slot for training `jobId`: a free one, or the one a worker that lost this job still holds (it died, and
+   * BullMQ gave the job to this worker); false when every slot is held for other jobs.
+   */
+  async take(jobId: string): Promise<boolean> {
     if (this.held) return true;
-    for (let i = 0; i < this.slots; i++) {
-      if ((await this.redis.set(this.key(i), this.holder, 'PX', this.ttlMs, 'NX')) === 'OK') {
-        this.held = this.key(i);
-        return true;
-      }
-    }
-    return false;
+    const keys = Array.from({ length: this.slots }, (_, i) => this.key(i));
+    const value = `${this.holder} · job ${jobId}`;
+    const index = Number(await this.redis.eval(TAKE, keys.length, ...keys, value, this.ttlMs, ` · job ${jobId}`));
+    if (index === 0) return false;
+    this.held = keys[index - 1]!;
+    this.value = value;
+    return true;
   }
 
   /** Whether a slot is free now (a paused worker asks before it fetches again). */
@@ -60,12 +81,12 @@ export class GpuSlots {
   /** Keeps the slot of a training in progress; false when it lapsed and another worker took it meanwhile. */
   async renew(): Promise<boolean> {
     if (!this.held) return true;
-    return (await this.redis.eval(RENEW, 1, this.held, this.holder, this.ttlMs)) === 1;
+    return (await this.redis.eval(RENEW, 1, this.held, this.value, this.ttlMs)) === 1;
   }
 
   async release(): Promise<void> {
     const key = this.held;
     this.held = null;
-    if (key) await this.redis.eval(RELEASE_IF_HOLDER, 1, key, this.holder);
+    if (key) await this.redis.eval(RELEASE_IF_HOLDER, 1, key, this.value);
   }
 }

@@ -6,14 +6,15 @@
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { statfs } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO_ROOT, type Config } from '../src/config.ts';
-import { ASK_QUEUE, AskJobData, keys, PRIORITY_TARGETED, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, type AskResult, type TrainResult } from '../src/jobs.ts';
+import { ASK_QUEUE, AskJobData, cancelledLine, keys, PRIORITY_TARGETED, readCancelFlag, timedSteps, TRAIN_QUEUE, TrainJobData, TrainProgress, type AskResult, type TrainResult } from '../src/jobs.ts';
 import { logger } from '../src/log.ts';
-import { markFolderFailed, ModelRegistry, modelsFolderId } from '../src/model-registry.ts';
-import { closeRedis, duplicateRedis } from '../src/redis.ts';
-import { RunnerRegistry, gpuName, runnerMatches, type RunnerBeat } from '../src/runners.ts';
+import { markFolder, ModelRegistry, modelsFolderId } from '../src/model-registry.ts';
+import { closeRedis, connectionErrorOr, duplicateRedis } from '../src/redis.ts';
+import { ALIVE_BEATS, RunnerRegistry, gpuName, runnerMatches, type RunnerBeat } from '../src/runners.ts';
 import { gpuClassOf, probeDevice, type DeviceReport } from './devices.ts';
 import { GpuSlots } from './gpu-slots.ts';
 import { PublishFailed, publishModel } from './publish.ts';
@@ -25,6 +26,11 @@ export const TRAINER_SCRIPT = join(REPO_ROOT, 'gpu-runner/trainer/train.py');
 const SHUTDOWN = 'the runner is shutting down';
 /** A job for another host or GPU class goes back for this long, while this worker takes the next one. */
 const NOT_MINE_DELAY_MS = 2_000;
+/**
+ * How often a runner looks for jobs whose runner died (BullMQ's stalled check; one check per queue, whichever runner
+ * makes it), at most: a dead runner's job goes back to the queue within JOB_LOCK_MS and this after its last renewal.
+ */
+export const stalledCheckMs = (config: Config) => Math.min(5_000, config.jobLockMs / 2);
 /** The least a GPU slot lives without renewal: a short Redis outage must not free a GPU that is training. */
 const SLOT_MIN_TTL_MS = 10_000;
 
@@ -65,6 +71,25 @@ export function trainerArgs(config: Config, data: TrainJobData, jobId: string, r
 /** Where this runner's trainer writes: its own disk when it publishes to a shared folder, else the models folder. */
 const trainingDir = (config: Config) => config.localModelsDir ?? config.modelsDir;
 
+/**
+ * Why the runner cannot write into `dir` (or its nearest existing parent, where the trainer would make it), as one
+ * line for the channel with what to do; null when it can. A read-only mount or a folder of another user.
+ */
+async function unwritable(dir: string, name: string, setting: string): Promise<string | null> {
+  for (let d = dir; ; d = join(d, '..')) {
+    try {
+      await access(d, constants.W_OK);
+      return null;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && d !== '/') continue;
+      log.warn(`the models folder ${dir} cannot be written (${code})`);
+      const cause = code === 'EROFS' ? 'is on a read-only filesystem' : code === 'EACCES' || code === 'EPERM' ? "is not writable by the runner's user" : `cannot be written (${code})`;
+      return `the models folder on ${name} ${cause}: make it writable (or point ${setting} at a folder that is), then /train again`;
+    }
+  }
+}
+
 /** Free bytes on the disk that holds `dir` (or its nearest existing parent). */
 async function freeBytes(dir: string): Promise<number> {
   for (let d = dir; ; d = join(d, '..')) {
@@ -104,7 +129,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   const host = config.runnerHost;
   const registry = new RunnerRegistry(connection, prefix);
   const heartbeatMs = config.runnerHeartbeatS * 1000;
-  const aliveMs = 3 * heartbeatMs;
+  const aliveMs = ALIVE_BEATS * heartbeatMs;
   const startedAt = new Date().toISOString();
   const instance = randomBytes(6).toString('hex');
   const modelsId = await modelsFolderId(config.modelsDir).catch((e: Error) => (log.warn(`the models folder ${config.modelsDir} has no readable id: ${e.message}`), null));
@@ -118,7 +143,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   let waitingFor: string | null = null;
   const beatOf = (name: string): RunnerBeat => ({
     name, instance, host, gpuId: config.gpuId ?? null, gpuClass, backend: config.trainerBackend, ...device, modelsId,
-    job: current, waitingFor, startedAt, seenAt: new Date().toISOString(),
+    job: current, waitingFor, beatMs: heartbeatMs, startedAt, seenAt: new Date().toISOString(),
   });
   // One GPU, however many workers are pinned to it, trains JOBS_PER_GPU jobs at once. The CPU backend without GPU_ID
   // has no GPU to share. `host/gpuN` is also the worker's name (a second process on the GPU: `host/gpuN#2`).
@@ -187,14 +212,14 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     if (!runnerMatches({ host, gpuId: config.gpuId ?? null, gpuClass }, data.target)) {
       // A cancel that came while it bounced between runners ends it here.
       const flag = await readCancelFlag(connection, prefix, id);
-      if (flag) throw new UnrecoverableError(`cancelled by ${flag.by} before it started`);
+      if (flag) throw new UnrecoverableError(cancelledLine(flag));
       // Asked for another host or GPU class: back to the queue for a moment (no attempt spent), and on to the next
       // job. It has reached the head of the queue, so from now on it comes first for the runners it fits.
       if (job.priority !== PRIORITY_TARGETED) await job.changePriority({ priority: PRIORITY_TARGETED });
       await job.moveToDelayed(Date.now() + NOT_MINE_DELAY_MS, token);
       throw new DelayedError();
     }
-    if (slots && !(await slots.take())) {
+    if (slots && !(await slots.take(id))) {
       // Another worker pinned to this GPU is training on it: this worker stops fetching until a slot frees, and the
       // job goes back to the head of the queue (for any other runner).
       log.info(`job ${id}: ${gpuKey} is busy (${(await slots.holders()).join(', ')}); waiting for it before taking jobs`);
@@ -230,14 +255,24 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     const parsed = TrainProgress.safeParse(job.progress);
     const earlier = parsed.success ? parsed.data : undefined;
     const resume = earlier?.modelName;
+    // a resumed run's time and pace count its earlier attempts: the done line says how long the whole run took
+    const startedAt = earlier?.startedAt ?? Date.now();
     const progress: TrainProgress = {
       phase: 'starting', step: earlier?.step ?? 0, maxSteps: earlier?.maxSteps ?? 0,
-      loss: null, elapsedS: 0, notices: earlier?.notices ?? [], runner: name,
+      loss: null, elapsedS: 0, notices: earlier?.notices ?? [], runner: name, startedAt,
       ...(resume ? { modelName: resume, resumedFrom: earlier!.step } : {}),
+      ...(earlier ? { timed: timedSteps(earlier) } : {}),
     };
-    // one round trip for both: the cancel flag (set by a /train cancel that raced the pickup) and "starting"
-    const [flag] = await Promise.all([readCancelFlag(connection, prefix, id), job.updateProgress(progress)]);
-    if (flag) throw new UnrecoverableError(`cancelled by ${flag.by} before it started`);
+    // A cancel that raced the pickup, or came while no runner held the job (its runner had died): it ends here, before
+    // the channel is told of a start or a resume, and an earlier attempt's folder is marked as a cancel leaves it.
+    const flag = await readCancelFlag(connection, prefix, id);
+    if (flag) {
+      if (resume) await markFolder(trainingDir(config), resume, 'cancelled', cancelledLine(flag)).catch((e: unknown) => log.warn('could not mark the folder', e));
+      throw new UnrecoverableError(cancelledLine(flag));
+    }
+    await job.updateProgress(progress);
+    const readOnly = await unwritable(trainingDir(config), name, config.localModelsDir ? 'LOCAL_MODELS_DIR' : 'MODELS_DIR');
+    if (readOnly) throw new UnrecoverableError(readOnly);
     const free = await freeBytes(trainingDir(config));
     if (free < config.minFreeDiskGb * 1e9) {
       throw new UnrecoverableError(
@@ -259,6 +294,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       if (!stop.signal.aborted && (await readCancelFlag(connection, prefix, id))) stop.abort('cancelled');
     });
     await gpu.startTraining(id);
+    if (earlier) progress.earlierS = Math.max(0, (Date.now() - startedAt) / 1000);
     log.info(`job ${id}: ${data.profile} for ${data.requestedBy.name}${resume ? `, resuming ${resume}` : ''}`);
     onJobStart?.(id);
     try {
@@ -302,7 +338,8 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
         evalLoss: done.eval_loss,
         evalBand: done.eval_band,
         steps: done.steps,
-        durationS: done.duration_s,
+        // a resumed run: the wall time since its first attempt started, the time between the attempts included
+        durationS: earlier ? (Date.now() - startedAt) / 1000 : done.duration_s,
         latest: done.latest,
       };
     } catch (e) {
@@ -319,7 +356,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
         throw new Error(`${SHUTDOWN} (${name}, at step ${progress.step})`);
       }
       // The trainer could not say it failed (killed by the watchdog or the kernel): the runner marks its folder.
-      if (!e.reported && progress.modelName) await markFolderFailed(trainingDir(config), progress.modelName, e.message).catch((m) => log.warn('could not mark the folder', m));
+      if (!e.reported && progress.modelName) await markFolder(trainingDir(config), progress.modelName, 'failed', e.message).catch((m) => log.warn('could not mark the folder', m));
       // A trainer failure repeats on a retry (bad data, out of memory): fail now, with its one line.
       throw new UnrecoverableError(e.message);
     } finally {
@@ -335,10 +372,10 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     // A runner that dies keeps its job's lock until it lapses; then any runner's stalled check puts the job back
     // to be taken again (and resumed). Twice at most: a job that takes its runners down every time then fails.
     lockDuration: config.jobLockMs,
-    stalledInterval: stalledInterval ?? Math.min(30_000, config.jobLockMs),
+    stalledInterval: stalledInterval ?? stalledCheckMs(config),
     maxStalledCount: 2,
   });
-  worker.on('error', (e) => log.error('worker error', e));
+  worker.on('error', connectionErrorOr((e) => log.error('worker error', e)));
 
   // Asks: the resident inference worker (started by the first ask), one answer at a time, streamed as job progress.
   const inference = new InferenceProcess(config);
@@ -364,7 +401,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       const parsed = AskJobData.safeParse(job.data);
       if (!parsed.success) throw new UnrecoverableError(`bad ask: ${parsed.error.issues[0]?.message}`);
       if (gpu.training && config.inferenceDuringTraining === 'refuse') {
-        throw new UnrecoverableError(`the GPU is training job ${gpu.training}; asks are refused until it ends (INFERENCE_DURING_TRAINING=refuse)`);
+        throw new UnrecoverableError(`the ${device.device?.kind === 'cpu' ? 'CPU' : 'GPU'} is training job ${gpu.training}; asks are refused until it ends (INFERENCE_DURING_TRAINING=refuse)`);
       }
       let text = '';
       let sentAt = 0;
@@ -382,9 +419,9 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
         throw e; // the worker died: BullMQ tries again, and the next ask starts a new worker
       }
     },
-    { connection, prefix, concurrency: 1, autorun: false, stalledInterval: stalledInterval ?? 30_000 },
+    { connection, prefix, concurrency: 1, autorun: false, stalledInterval: stalledInterval ?? stalledCheckMs(config) },
   );
-  askWorker.on('error', (e) => log.error('ask worker error', e));
+  askWorker.on('error', connectionErrorOr((e) => log.error('ask worker error', e)));
 
   const subscriber = duplicateRedis(connection);
   await subscriber.subscribe(keys.cancelChannel(prefix));

@@ -66,7 +66,7 @@ export async function runTrainer(run: TrainerRun): Promise<DoneMessage> {
   const onAbort = () =>
     run.signal?.reason === INTERRUPT
       ? stop(new TrainerFailed('interrupted', 'interrupted: the runner is going away'), 'SIGINT')
-      : stop(new TrainerFailed('cancelled', String(run.signal?.reason ?? 'cancelled')));
+      : stop(new TrainerFailed('cancelled', 'stopped on request'));
   if (run.signal?.aborted) onAbort();
   run.signal?.addEventListener('abort', onAbort, { once: true });
 

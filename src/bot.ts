@@ -13,6 +13,7 @@ import { ModelRegistry } from './model-registry.ts';
 import { TrainQueue } from './queue.ts';
 import { RunnerRegistry } from './runners.ts';
 import { logger } from './log.ts';
+import { connectionErrorOr } from './redis.ts';
 
 const log = logger('bot');
 
@@ -55,7 +56,7 @@ export async function createBot(config: Config, connection: Redis): Promise<Bot>
   const asks = new Asks(connection, config.queuePrefix, chats);
   // A BullMQ queue with no error listener prints its errors with console.error, past the log and its redaction; the
   // connection's own problems are logged already (src/redis.ts), so these go to debug.
-  for (const q of [queue.queue, asks.queue]) q.on('error', (e) => log.debug(`${q.name} queue: ${e.message}`));
+  for (const q of [queue.queue, asks.queue]) q.on('error', connectionErrorOr((e) => log.debug(`${q.name} queue: ${e.message}`)));
   await Promise.all([watcher.ready(), asks.ready()]);
   const commands = await CommandRegistry.load(COMMANDS_DIR);
   return {

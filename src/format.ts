@@ -2,7 +2,7 @@
 import type { JobView } from './queue.ts';
 import type { ModelEntry } from './model-registry.ts';
 import type { RunnerView } from './runners.ts';
-import type { TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
+import { timedSteps, type TrainJobData, type TrainProgress, type TrainResult } from './jobs.ts';
 import { bandById, bandFor, PROFILES } from './tables.ts';
 
 const BAR_WIDTH = 20;
@@ -58,13 +58,15 @@ export function progressLine(id: string, progress: TrainProgress | null): string
   if (!progress || progress.phase === 'starting') {
     return `⏳ job ${id}: starting${progress?.runner ? ` on ${progress.runner}` : ''}…`;
   }
-  const { step, maxSteps, loss, elapsedS, firstStep, resumedFrom } = progress;
-  // The pace since the first step: model loading before it says nothing about the steps to come.
-  const pace = firstStep && step > firstStep.step ? (elapsedS - firstStep.elapsedS) / (step - firstStep.step) : null;
+  const { step, maxSteps, loss, elapsedS, earlierS, resumedFrom } = progress;
+  // The pace since the first step, over every attempt: model loading before it says nothing about the steps to come,
+  // and the first steps after a resume alone would make the ETA jump.
+  const timed = timedSteps(progress);
+  const pace = timed.steps > 0 ? timed.seconds / timed.steps : null;
   const eta = pace !== null && maxSteps > step ? ` · ETA ${duration(pace * (maxSteps - step))}` : '';
   const band = loss === null ? '' : ` ${bandFor(loss).emoji}`;
   const resumed = resumedFrom !== undefined ? ` · ↩️ resumed from step ${resumedFrom}` : '';
-  return `⏳ job ${id} [${progressBar(step, maxSteps)}] ${step}/${maxSteps} · loss ${lossText(loss)}${band} · ${duration(elapsedS)} elapsed${eta}${resumed}`;
+  return `⏳ job ${id} [${progressBar(step, maxSteps)}] ${step}/${maxSteps} · loss ${lossText(loss)}${band} · ${duration((earlierS ?? 0) + elapsedS)} elapsed${eta}${resumed}`;
 }
 
 export function finishedLine(id: string, result: TrainResult): string {
@@ -182,6 +184,10 @@ export function runnerLine(r: RunnerView, now = Date.now(), botModelsId: string 
       : `${d.model} (${r.gpuClass}) · ${gib(d.usedMiB)}/${gib(d.totalMiB)} GiB used, ${gib(d.totalMiB - d.usedMiB)} free`;
   const elsewhere = botModelsId && r.modelsId && r.modelsId !== botModelsId ? ' · ⚠️ writes to another models folder than the bot reads: its models will not show here (mount the shared folder as MODELS_DIR)' : '';
   const doing = job ?? (r.waitingFor ? `⏸️ waiting for ${r.waitingFor}` : 'idle');
+  // live, but its beats stopped: a runner that died (or lost Redis) shows so before its liveness key lapses
+  if (r.beatMs && r.sinceBeatMs != null && r.sinceBeatMs > 1.5 * r.beatMs) {
+    return `🟡 **${r.name}** · no heartbeat for ${ago(r.sinceBeatMs / 1000)} (one is due every ${ago(r.beatMs / 1000)}): stopped or cut off?${job ? ` · was on ${job}` : ''}`;
+  }
   return `🟢 **${r.name}** · ${device} · ${doing}${elsewhere}`;
 }
 

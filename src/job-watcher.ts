@@ -7,9 +7,10 @@ import { QueueEvents, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatSurface, MessageRef } from './command-kit.ts';
 import { failedLine, finishedLine, jobHeader, noticeLine, progressLine } from './format.ts';
-import { parseJsonOrNull, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
+import { cancelledLine, parseJsonOrNull, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult } from './jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from './log.ts';
+import { connectionErrorOr } from './redis.ts';
 import { UnfinishedMessages } from './unfinished.ts';
 import { renderLossCurve } from './loss-curve.ts';
 import type { TrainQueue } from './queue.ts';
@@ -65,10 +66,10 @@ export class JobWatcher {
     });
     this.events.on('removed', ({ jobId }) => {
       void this.queue.cancelFlag(jobId).then((flag) =>
-        this.end(jobId, { state: 'cancelled', reason: `cancelled by ${flag?.by ?? 'someone'} before it started` }),
+        this.end(jobId, { state: 'cancelled', reason: flag ? cancelledLine(flag) : 'cancelled before it started' }),
       );
     });
-    this.events.on('error', (e) => log.warn('queue events', e));
+    this.events.on('error', connectionErrorOr((e) => log.warn('queue events', e)));
   }
 
   async ready(): Promise<void> {
@@ -144,7 +145,7 @@ export class JobWatcher {
       } else if (view.progress) this.show(jobId, view.progress);
     } catch (e) {
       const flag = await this.queue.cancelFlag(jobId).catch(() => null);
-      if (flag) await this.end(jobId, { state: 'cancelled', reason: `cancelled by ${flag.by} before it started` });
+      if (flag) await this.end(jobId, { state: 'cancelled', reason: cancelledLine(flag) });
       else log.debug(`catch-up of job ${jobId}: ${(e as Error).message}`);
     }
   }

@@ -39,6 +39,12 @@ export const TrainProgress = z.object({
   elapsedS: z.number().nonnegative(),
   /** The first step this run logged and when: the pace (and so the ETA) is measured from there. */
   firstStep: z.object({ step: z.number().int(), elapsedS: z.number() }).optional(),
+  /** Seconds of the run before this attempt's trainer started (earlier attempts and the time between them). */
+  earlierS: z.number().nonnegative().optional(),
+  /** Steps and seconds that earlier attempts measured, from their first step: the pace of a resumed run uses them. */
+  timed: z.object({ steps: z.number().int().nonnegative(), seconds: z.number().nonnegative() }).optional(),
+  /** When the first attempt started (ms since the epoch, that runner's clock). */
+  startedAt: z.number().optional(),
   /** Set when this attempt continues an earlier one's folder: the checkpoint step it resumed from. */
   resumedFrom: z.number().int().nonnegative().optional(),
   modelName: z.string().optional(),
@@ -47,6 +53,12 @@ export const TrainProgress = z.object({
   runner: z.string().optional(),
 });
 export type TrainProgress = z.infer<typeof TrainProgress>;
+
+/** The steps and seconds a run has measured so far, over its attempts, from each attempt's first step. */
+export function timedSteps(p: TrainProgress): { steps: number; seconds: number } {
+  const here = p.firstStep && p.step > p.firstStep.step ? { steps: p.step - p.firstStep.step, seconds: p.elapsedS - p.firstStep.elapsedS } : { steps: 0, seconds: 0 };
+  return { steps: (p.timed?.steps ?? 0) + here.steps, seconds: (p.timed?.seconds ?? 0) + here.seconds };
+}
 
 export const TrainResult = z.object({
   modelName: z.string(),
@@ -97,14 +109,18 @@ export const AskResult = z.object({
 export type AskResult = z.infer<typeof AskResult>;
 
 /** Who cancelled a job and when: set by /train cancel, read by the runners and by /train status. */
-export const CancelFlag = z.object({ by: z.string(), at: z.string(), profile: z.string() });
+/** A cancel, stored with the job's id: who, when, and the step the run had reached (0: it had not started). */
+export const CancelFlag = z.object({ by: z.string(), at: z.string(), profile: z.string(), step: z.number().int().nonnegative().default(0) });
 export type CancelFlag = z.infer<typeof CancelFlag>;
+
+/** How a cancel reads in the channel: at the step the run had reached, or before it started. */
+export const cancelledLine = (flag: CancelFlag) => `cancelled by ${flag.by} ${flag.step > 0 ? `at step ${flag.step}` : 'before it started'}`;
 
 export async function readCancelFlag(redis: Pick<Redis, 'get'>, prefix: string, jobId: string): Promise<CancelFlag | null> {
   const raw = await redis.get(keys.cancelFlag(prefix, jobId));
   if (!raw) return null;
   const flag = CancelFlag.safeParse(parseJsonOrNull(raw));
-  return flag.success ? flag.data : { by: 'someone', at: '', profile: '' };
+  return flag.success ? flag.data : { by: 'someone', at: '', profile: '', step: 0 };
 }
 
 /** JSON.parse, or null for text that is not JSON. */

@@ -1,11 +1,11 @@
 /** The bot's side of the training queue: add, look up, list and cancel jobs. Redis is the only state. */
-import { Job, Queue } from 'bullmq';
+import { Job, Queue, UnrecoverableError } from 'bullmq';
 import { RELEASE_IF_HOLDER } from './redis.ts';
 import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidInput, JobNotFound, orUnavailable, QueueUnavailable, QUEUE_DEADLINE_MS, UserError } from './errors.ts';
-import { CANCEL_FLAG_TTL_S, keys, PRIORITY_ANY, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult, type CancelFlag } from './jobs.ts';
+import { CANCEL_FLAG_TTL_S, cancelledLine, keys, PRIORITY_ANY, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult, type CancelFlag } from './jobs.ts';
 
 export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'cancelled' | 'unknown';
 
@@ -78,12 +78,21 @@ export class TrainQueue {
     );
     // ids only, in the order runners take them (BullMQ's plain wait list first, then by priority)
     const [state, waiting, prioritized, active] = await this.guard(() =>
-      Promise.all([job.getState(), this.queue.getRanges(['waiting'], 0, -1), this.queue.getRanges(['prioritized'], 0, -1), this.queue.getActiveCount()]),
+      Promise.all([job.getState(), this.queue.getRanges(['waiting'], 0, -1), this.queue.getRanges(['prioritized'], 0, -1), this.heldCount()]),
     );
     if (state === 'active') return { job, position: 0, running: active - 1 };
     const rank = prioritized.indexOf(job.id!);
     const ahead = waiting.length + (rank >= 0 ? rank : prioritized.length);
     return { job, position: ahead + 1, running: active };
+  }
+
+  /**
+   * Running jobs that a runner holds now (their lock is there). A job whose runner died stays active, without its
+   * lock, until a live runner's stalled check puts it back: nothing runs it meanwhile.
+   */
+  private async heldCount(): Promise<number> {
+    const ids = await this.queue.getRanges(['active'], 0, -1);
+    return ids.length ? this.redis.exists(...ids.map((id) => `${this.queue.toKey(id)}:lock`)) : 0;
   }
 
   /**
@@ -115,7 +124,7 @@ export class TrainQueue {
     if (!job) {
       const flag = await this.cancelFlag(id);
       if (!flag) throw new JobNotFound(id);
-      throw new UserError(`job ${id} (${flag.profile}) was cancelled by ${flag.by} before it started`);
+      throw new UserError(`job ${id} (${flag.profile}) was ${cancelledLine(flag)}`);
     }
     return this.toView(job);
   }
@@ -143,25 +152,69 @@ export class TrainQueue {
 
   /**
    * Cancel a job in any state. A waiting job is removed at once; a running one is signalled, and the runner that holds
-   * it stops its trainer. The flag is set first, so a runner that takes the job in between still sees it.
+   * it stops its trainer. One that no runner holds any more (its runner died and the lock lapsed) ends here at once.
+   * The flag is set first, so a runner that takes the job in between still sees it. `ended`: the job had run, and is
+   * now failed as cancelled without a runner (its folder is the caller's to mark).
    */
-  async cancel(id: string, by: string): Promise<'removed' | 'signalled'> {
+  async cancel(id: string, by: string): Promise<{ how: 'removed' | 'signalled' | 'ended'; flag: CancelFlag }> {
     const job = await this.guard(() => this.queue.getJob(id));
     if (!job) throw new JobNotFound(id);
     const state = await job.getState();
     if (state === 'completed' || state === 'failed') throw new InvalidInput(`job ${id} already ${state}`);
-    const flag: CancelFlag = { by, at: new Date().toISOString(), profile: String(job.data.profile) };
+    const progress = TrainProgress.safeParse(job.progress);
+    const flag: CancelFlag = { by, at: new Date().toISOString(), profile: String(job.data.profile), step: progress.success ? progress.data.step : 0 };
     await this.guard(() => this.redis.set(keys.cancelFlag(this.prefix, id), JSON.stringify(flag), 'EX', CANCEL_FLAG_TTL_S));
     if (state !== 'active') {
       try {
         await job.remove();
-        return 'removed';
+        return { how: 'removed', flag };
       } catch {
         // taken by a runner meanwhile: signal it like any running job
       }
     }
+    if (await this.endUnheld(job, flag)) return { how: 'ended', flag };
     await this.guard(() => this.redis.publish(keys.cancelChannel(this.prefix), id));
-    return 'signalled';
+    return { how: 'signalled', flag };
+  }
+
+  /**
+   * After a cancel was signalled: if no runner stops the job within `withinMs` (its runner died; the lock lapses in
+   * JOB_LOCK_MS), end it here once nothing holds it. True when it was ended here.
+   */
+  async settleCancel(id: string, flag: CancelFlag, withinMs: number): Promise<boolean> {
+    const giveUpAt = Date.now() + withinMs;
+    while (Date.now() < giveUpAt) {
+      await sleep(1_000);
+      const job = await this.guard(() => this.queue.getJob(id)).catch(() => undefined);
+      if (job === null) return false; // removed: a runner or another bot ended it
+      if (!job) continue; // Redis away for a moment
+      const state = await job.getState().catch(() => 'unknown');
+      if (state === 'completed' || state === 'failed') return false;
+      if (await this.endUnheld(job, flag).catch(() => false)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * A cancelled job that no runner holds: fails it as cancelled, no retry. A job whose runner died stays active until
+   * a stalled check (any runner's) puts it back; with none alive it would show as running forever. Taking its lock
+   * (free once the dead runner's lapsed) makes sure no runner has it meanwhile. False: a runner holds it.
+   */
+  async endUnheld(job: Job, flag: CancelFlag): Promise<boolean> {
+    const token = `cancel-${randomBytes(8).toString('hex')}`;
+    const locked = await this.guard(() => this.redis.set(`${this.queue.toKey(job.id!)}:lock`, token, 'PX', USER_LOCK_TTL_MS, 'NX'));
+    if (locked !== 'OK') return false;
+    const lock = `${this.queue.toKey(job.id!)}:lock`;
+    const state = await this.guard(() => job.getState());
+    if (state !== 'active') {
+      // waiting again (a stalled check put it back): removed, as a waiting job's cancel does; ended meanwhile: its end stands
+      await this.guard(() => this.redis.eval(RELEASE_IF_HOLDER, 1, lock, token));
+      if (state === 'completed' || state === 'failed') return false;
+      await job.remove().catch(() => undefined);
+      return true;
+    }
+    await this.guard(() => job.moveToFailed(new UnrecoverableError(cancelledLine(flag)), token, false));
+    return true;
   }
 
   async cancelFlag(id: string): Promise<CancelFlag | null> {

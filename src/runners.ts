@@ -37,6 +37,8 @@ export const RunnerBeat = z.object({
   /** What keeps an idle worker from taking jobs (a GPU whose slots other workers hold). */
   waitingFor: z.string().nullable().default(null),
   startedAt: z.string(),
+  /** How often it beats (ms): a beat that is late by half of that again shows the runner as late in /runners. */
+  beatMs: z.number().positive().optional(),
   /** The runner's clock at this beat: shown as "last seen", never used to decide liveness. */
   seenAt: z.string().refine((s) => Number.isFinite(Date.parse(s)), 'a date'),
 });
@@ -44,7 +46,12 @@ export type RunnerBeat = z.infer<typeof RunnerBeat>;
 
 export interface RunnerView extends RunnerBeat {
   live: boolean;
+  /** Since its last beat, on Redis's clock (its liveness key's age); null when unknown. */
+  sinceBeatMs?: number | null;
 }
+
+/** A runner is live for this many beats after its last one (its liveness key's time to live). */
+export const ALIVE_BEATS = 3;
 
 /** A silent runner is forgotten after this long (a host taken out of the fleet for good). */
 const FORGET_SILENT_AFTER_MS = 7 * 24 * 3600 * 1000;
@@ -117,15 +124,19 @@ export class RunnerRegistry {
     const seen = await orUnavailable(this.redis.hgetall(this.seenKey));
     const names = Object.keys(seen).sort();
     if (names.length === 0) return [];
-    const alive = await orUnavailable(this.redis.mget(names.map(this.aliveKey)));
+    // each liveness key's time left (-2: gone): a beat sets it to three beats, so what is missing is the time since
+    const left = (await orUnavailable(this.redis.pipeline(names.map((n) => ['pttl', this.aliveKey(n)])).exec())) ?? [];
     const views: RunnerView[] = [];
     const forget: string[] = [];
     names.forEach((name, i) => {
-      const live = alive[i] !== null;
+      const ttl = Number(left[i]?.[1] ?? -2);
+      const live = ttl !== -2;
       const parsed = RunnerBeat.safeParse(parseJsonOrNull(seen[name]!));
       if (!parsed.success) return;
+      const beatMs = parsed.data.beatMs;
+      const sinceBeatMs = live && beatMs && ttl > 0 ? Math.max(0, ALIVE_BEATS * beatMs - ttl) : null;
       if (!live && now - Date.parse(parsed.data.seenAt) > FORGET_SILENT_AFTER_MS) forget.push(name);
-      else views.push({ ...parsed.data, live });
+      else views.push({ ...parsed.data, live, sinceBeatMs });
     });
     if (forget.length) await this.redis.hdel(this.seenKey, ...forget);
     return views.sort((a, b) => Number(b.live) - Number(a.live) || a.name.localeCompare(b.name));

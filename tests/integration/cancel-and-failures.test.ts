@@ -55,9 +55,10 @@ describe('cancel', () => {
     h.type('/train quick_test');
     const card = await h.waitFor(/^🧪 Training job \d+: quick_test/);
     const id = /job (\d+)/.exec(card)![1]!;
+    const from = h.lines.length;
     h.type(`/train cancel ${id}`);
-    await h.waitFor(new RegExp(`^🛑 job ${id} cancelled before it started$`));
-    await h.waitFor(new RegExp(`^🛑 job ${id} cancelled by ada before it started$`));
+    await h.waitFor(new RegExp(`^🛑 job ${id} cancelled before it started$`), 10_000, from); // the answer to ada
+    await h.waitFor(new RegExp(`^🛑 job ${id} cancelled by ada before it started$`), 10_000, from); // the job's own message
     h.type(`/train status ${id}`);
     await h.waitFor(new RegExp(`job ${id} \\(quick_test\\) was cancelled by ada before it started`));
     h.type('/train cancel 1');
@@ -107,14 +108,14 @@ describe('access and limits', () => {
 
   it('refuses /ask over the per-minute limit, and to someone ALLOW_ASK leaves out', async () => {
     h = await startHarness({ EMBEDDED_RUNNER: 'false', ASKS_PER_MINUTE: '2' });
-    h.type('/ask latest one');
-    h.type('/ask latest two');
-    h.type('/ask latest three');
+    h.type('/ask base one');
+    h.type('/ask base two');
+    h.type('/ask base three');
     await h.waitFor(/^⚠️ you have asked 2 times this minute \(ASKS_PER_MINUTE\); try again in \d+ s$/);
     expect(await h.app.bot.asks.queue.getJobCounts('waiting')).toEqual({ waiting: 2 });
     await h.stop();
     h = await startHarness({ EMBEDDED_RUNNER: 'false', ALLOW_ASK: 'role:askers' });
-    h.type('/ask latest hello');
+    h.type('/ask base hello');
     await h.waitFor(/^⚠️ you may not run \/ask here \(ALLOW_ASK\); ask whoever runs the bot$/);
     expect(await h.app.bot.asks.queue.getJobCounts('waiting')).toEqual({ waiting: 0 });
   });
@@ -171,7 +172,7 @@ describe('asks while a training runs (INFERENCE_DURING_TRAINING)', () => {
     h.type('/train standard');
     await h.waitFor(/^⏳ job 1 \[.*\] [1-9]\d*\/200/, 120_000);
     h.type('/ask base hello');
-    await h.waitFor(/^⚠️ the GPU is training job 1; asks are refused until it ends \(INFERENCE_DURING_TRAINING=refuse\)$/, 30_000);
+    await h.waitFor(/^⚠️ the CPU is training job 1; asks are refused until it ends \(INFERENCE_DURING_TRAINING=refuse\)$/, 30_000);
     h.type('/train cancel 1');
     await h.waitFor(/^🛑 job 1 cancelled by ada/, 30_000);
   });
@@ -181,7 +182,7 @@ describe('asks while a training runs (INFERENCE_DURING_TRAINING)', () => {
     h.type('/train standard');
     await h.waitFor(/^⏳ job 1 \[.*\] [1-9]\d*\/200/, 120_000);
     h.type('/ask base hello');
-    await h.waitFor(/^⏳ waiting for the GPU: training job 1 is running \(INFERENCE_DURING_TRAINING=wait\)$/, 10_000);
+    await h.waitFor(/^⏳ waiting for the CPU: training job 1 is running \(INFERENCE_DURING_TRAINING=wait\)$/, 10_000); // the embedded runner trains on the CPU
     await new Promise((r) => setTimeout(r, 1_000));
     expect(h.app.runner!.inference.starts).toBe(0); // no inference worker while the trainer has the GPU
     h.type('/train cancel 1');

@@ -31,6 +31,16 @@ describe('the runner registry', () => {
     expect(await registry.claim('box/gpu0', beatOf('c'), 10_000)).toBe('box/gpu0');
   });
 
+  it('tells, on Redis\'s clock, how long ago a live runner beat last', async () => {
+    const registry = new RunnerRegistry(redis, `registry${process.pid}x${++counter}`);
+    await registry.claim('box/gpu0', (name) => ({ ...beatOf('a')(name), beatMs: 1_000 }), 3_000);
+    expect((await registry.list())[0]!.sinceBeatMs).toBeLessThan(500);
+    await new Promise((r) => setTimeout(r, 1_700)); // its beats stopped: it died
+    const [late] = await registry.list();
+    expect(late).toMatchObject({ live: true });
+    expect(late!.sinceBeatMs).toBeGreaterThanOrEqual(1_600);
+  });
+
   it('refuses the beat of a process whose name another took while it was cut off, and keeps the new holder\'s entry', async () => {
     const registry = new RunnerRegistry(redis, `registry${process.pid}x${++counter}`);
     await registry.claim('box/gpu0', beatOf('old'), 100);

@@ -61,6 +61,12 @@ describe('/runners', () => {
     const r = { ...base, device: null, deviceError: 'nvidia-smi not found', job: { ...base.job!, step: 0, maxSteps: 0 } };
     expect(runnerLine(r, now)).toBe('🟢 **box-a/gpu0** · h100 · memory unknown (nvidia-smi not found) · job 12 standard for ada, starting');
   });
+  it('shows a live runner whose beats stopped as late, with what it was doing, before it goes silent', () => {
+    expect(runnerLine({ ...base, beatMs: 10_000, sinceBeatMs: 14_000 }, now)).toMatch(/^🟢 /); // within half a beat of due
+    expect(runnerLine({ ...base, beatMs: 10_000, sinceBeatMs: 16_000 }, now)).toBe(
+      '🟡 **box-a/gpu0** · no heartbeat for 16 s (one is due every 10 s): stopped or cut off? · was on job 12 standard for ada, step 140/200',
+    );
+  });
   it('shows a silent runner with when it was last heard from and what it was doing', () => {
     const r = { ...base, live: false, seenAt: '2026-11-25T14:02:00Z' };
     expect(runnerLine(r, now)).toBe('🔇 **box-a/gpu0** · silent since 14:02 UTC (8 min ago) · was on job 12 standard for ada, step 140/200');
