@@ -153,7 +153,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   let name = await registry.claim(baseName, beatOf, aliveMs);
   // A slot outlives a short Redis outage (10 s at least) so that a training in progress keeps its GPU.
   const slotMs = Math.max(aliveMs, SLOT_MIN_TTL_MS);
-  const slots = gpuKey ? new GpuSlots(connection, prefix, gpuKey, config.jobsPerGpu, `${name} (pid ${process.pid})`, slotMs) : null;
+  const slots = gpuKey ? new GpuSlots(connection, prefix, gpuKey, config.jobsPerGpu, `${name} (pid ${process.pid})`, slotMs, `${prefix}:${TRAIN_QUEUE}:`) : null;
   let waitingForSlot: NodeJS.Timeout | null = null;
   let closing = false;
 
@@ -256,10 +256,10 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
     const earlier = parsed.success ? parsed.data : undefined;
     const resume = earlier?.modelName;
     // a resumed run's time and pace count its earlier attempts: the done line says how long the whole run took
-    const startedAt = earlier?.startedAt ?? Date.now();
+    const runStartedAt = earlier?.startedAt ?? Date.now();
     const progress: TrainProgress = {
       phase: 'starting', step: earlier?.step ?? 0, maxSteps: earlier?.maxSteps ?? 0,
-      loss: null, elapsedS: 0, notices: earlier?.notices ?? [], runner: name, startedAt,
+      loss: null, elapsedS: 0, notices: earlier?.notices ?? [], runner: name, startedAt: runStartedAt,
       ...(resume ? { modelName: resume, resumedFrom: earlier!.step } : {}),
       ...(earlier ? { timed: timedSteps(earlier) } : {}),
     };
@@ -294,7 +294,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       if (!stop.signal.aborted && (await readCancelFlag(connection, prefix, id))) stop.abort('cancelled');
     });
     await gpu.startTraining(id);
-    if (earlier) progress.earlierS = Math.max(0, (Date.now() - startedAt) / 1000);
+    if (earlier) progress.earlierS = Math.max(0, (Date.now() - runStartedAt) / 1000);
     log.info(`job ${id}: ${data.profile} for ${data.requestedBy.name}${resume ? `, resuming ${resume}` : ''}`);
     onJobStart?.(id);
     try {
@@ -338,8 +338,9 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
         evalLoss: done.eval_loss,
         evalBand: done.eval_band,
         steps: done.steps,
-        // a resumed run: the wall time since its first attempt started, the time between the attempts included
-        durationS: earlier ? (Date.now() - startedAt) / 1000 : done.duration_s,
+        // a resumed run: the wall time since its first attempt started, the time between the attempts included (never
+        // less than this attempt's own, should the first attempt's host clock run ahead of this one's)
+        durationS: earlier ? Math.max(done.duration_s, (Date.now() - runStartedAt) / 1000) : done.duration_s,
         latest: done.latest,
       };
     } catch (e) {
@@ -348,7 +349,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       log.warn(`job ${id}: ${e.kind}: ${e.message}`);
       if (e.kind === 'cancelled') {
         const by = await readCancelFlag(connection, prefix, id);
-        if (by) throw new UnrecoverableError(`cancelled by ${by.by} at step ${progress.step}`);
+        if (by) throw new UnrecoverableError(cancelledLine({ ...by, step: progress.step }));
       }
       if (e.kind === 'cancelled' || e.kind === 'interrupted') {
         // Nobody cancelled it: this runner is going away. A plain error lets BullMQ give the job another try, which

@@ -108,7 +108,6 @@ export const AskResult = z.object({
 });
 export type AskResult = z.infer<typeof AskResult>;
 
-/** Who cancelled a job and when: set by /train cancel, read by the runners and by /train status. */
 /** A cancel, stored with the job's id: who, when, and the step the run had reached (0: it had not started). */
 export const CancelFlag = z.object({ by: z.string(), at: z.string(), profile: z.string(), step: z.number().int().nonnegative().default(0) });
 export type CancelFlag = z.infer<typeof CancelFlag>;

@@ -25,6 +25,8 @@ export interface JobView {
  * deadlines; a bot that dies holding one delays that user's next /train by this much at most.
  */
 export const USER_LOCK_TTL_MS = 10_000;
+/** How long the bot holds a cancelled job's lock while it ends a job no runner holds. */
+const CANCEL_LOCK_MS = 10_000;
 
 
 /**
@@ -202,19 +204,18 @@ export class TrainQueue {
    */
   async endUnheld(job: Job, flag: CancelFlag): Promise<boolean> {
     const token = `cancel-${randomBytes(8).toString('hex')}`;
-    const locked = await this.guard(() => this.redis.set(`${this.queue.toKey(job.id!)}:lock`, token, 'PX', USER_LOCK_TTL_MS, 'NX'));
-    if (locked !== 'OK') return false;
     const lock = `${this.queue.toKey(job.id!)}:lock`;
+    if ((await this.guard(() => this.redis.set(lock, token, 'PX', CANCEL_LOCK_MS, 'NX'))) !== 'OK') return false;
     const state = await this.guard(() => job.getState());
     if (state !== 'active') {
-      // waiting again (a stalled check put it back): removed, as a waiting job's cancel does; ended meanwhile: its end stands
+      // waiting again (a stalled check put it back): removed, as a waiting job's cancel does; ended meanwhile: its
+      // end stands. A runner that took it in between keeps it (remove refuses a locked job): the signal stops it.
       await this.guard(() => this.redis.eval(RELEASE_IF_HOLDER, 1, lock, token));
       if (state === 'completed' || state === 'failed') return false;
-      await job.remove().catch(() => undefined);
-      return true;
+      return job.remove().then(() => true, () => false);
     }
-    await this.guard(() => job.moveToFailed(new UnrecoverableError(cancelledLine(flag)), token, false));
-    return true;
+    // a runner's pickup writes its own lock over ours: then the move is refused, and the signal stops that runner
+    return job.moveToFailed(new UnrecoverableError(cancelledLine(flag)), token, false).then(() => true, () => false);
   }
 
   async cancelFlag(id: string): Promise<CancelFlag | null> {

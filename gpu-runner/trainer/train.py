@@ -584,9 +584,9 @@ def classify_failure(e: BaseException, step: int) -> tuple[str, str]:
     if "out of memory" in text.lower():
         return "out_of_memory", (f"out of GPU memory at step {step}: try the conservative profile or a smaller r "
                                  f"({type(e).__name__}: {first[:200]})")
-    if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return "failed", (f"the models folder cannot be written at step {step} ({os.strerror(e.errno)}): make it "
-                          f"writable, then /train again")
+    if isinstance(e, OSError) and e.errno == errno.EROFS:
+        return "failed", (f"the models folder is on a read-only filesystem (at step {step}): make it writable, then "
+                          f"/train again")
     disk = isinstance(e, OSError) and e.errno in DISK_ERRNOS
     if disk or any(s in text for s in ("No space left on device", "File too large", "file write failed")):
         return "disk_full", f"the models disk is full (at step {step}): free some space, then /train again"
@@ -664,15 +664,16 @@ def free_partial_writes(folder: Path) -> None:
 
 
 def _write_in_place(path: Path, facts: dict) -> bool:
-    """The facts written over the file itself, for a disk too full for a temporary file beside it: truncating first
-    frees the blocks the shorter text then reuses. A reader may see it half written for that moment; True if it
-    worked."""
-    text = "".join(f"{key}: {value}\n" for key, value in facts.items())
+    """The facts written over the file itself, for a disk too full for a temporary file beside it: the new text
+    fills the blocks the file has, and only what goes past its old length needs more (the status line, near the top,
+    never does). A reader may see it half written for that moment; True if it worked."""
+    path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)  # a cut-short temporary file: its blocks, back
+    text = "# Written by gpu-runner/trainer/train.py. One fact per line: key: value\n"
+    text += "".join(f"{key}: {value}\n" for key, value in facts.items())
     try:
-        with open(path, "r+", encoding="utf-8") as f:
-            f.truncate(0)
-            f.write(text)
-        path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)
+        with open(path, "r+b") as f:
+            f.write(text.encode("utf-8"))
+            f.truncate()
         return True
     except OSError:
         return False

@@ -116,7 +116,8 @@ describe('a runner host that dies mid-run', () => {
     const done = await h.waitFor(/✅ job 1 done/, 200_000);
     // the done line's time is the whole run's, both attempts and the time between them, not the last attempt's
     const [, m, s] = / · (\d+):(\d\d) · model /.exec(done)!;
-    expect(Number(m) * 60 + Number(s)).toBeGreaterThanOrEqual((Date.now() - trainingSince) / 1000 - 2);
+    // (less the delivery of the done line and the rounding to whole seconds; the last attempt alone is 15 s shorter)
+    expect(Number(m) * 60 + Number(s)).toBeGreaterThanOrEqual((Date.now() - trainingSince) / 1000 - 4);
 
     const resumedLine = await h.waitFor(/job 1 \[.*↩️ resumed from step (\d+)/, 1);
     const from = Number(/resumed from step (\d+)/.exec(resumedLine)![1]);
@@ -156,9 +157,10 @@ describe('a runner host that dies mid-run', () => {
     await h.waitFor(/^↩️ job 1: resuming on /, 60_000, from);
     const seconds = (Date.now() - killedAt) / 1000;
     // the README's promise: the lock lapses within JOB_LOCK_MS of the last renewal, and the standby's stalled check
-    // (every min(5 s, JOB_LOCK_MS / 2)) sees it within 5 s of that; two seconds more for the pickup on a busy machine
+    // (every min(5 s, JOB_LOCK_MS / 2)) sees it within 5 s of that; 3 s more for the pickup and the message on a busy
+    // machine
     console.log(`kill -9 to resume on the standby runner: ${seconds.toFixed(1)} s (JOB_LOCK_MS=${lockMs})`);
-    expect(seconds, `killed at ${new Date(killedAt).toISOString()}; the standby runner printed:\n${standby.log()}`).toBeLessThan(lockMs / 1000 + 5 + 2);
+    expect(seconds, `killed at ${new Date(killedAt).toISOString()}; the standby runner printed:\n${standby.log()}`).toBeLessThan(lockMs / 1000 + 5 + 3);
     h.type('/train cancel 1');
     await h.waitFor(/🛑 job 1 cancelled by/, 30_000);
   });
@@ -199,7 +201,9 @@ describe('a runner host that dies mid-run', () => {
     // it says how far the run had got, and it never trained further: no resume line, its folder marked as a cancel
     // leaves it, and it never became latest
     expect(Number(/ at step (\d+)$/.exec(end)?.[1])).toBeGreaterThanOrEqual(25);
-    expect(await info(dir, name)).toMatchObject({ status: 'cancelled', error: end.replace(/^🛑 job 3 /, '') });
+    // the bot that took the cancel marks the folder once the job has ended
+    await waitUntil(async () => (await info(dir, name)).status === 'cancelled', 10_000, 'the folder marked cancelled');
+    expect((await info(dir, name)).error).toBe(end.replace(/^🛑 job 3 /, ''));
     expect(await h.app.bot.queue.queue.getJobCounts('active', 'waiting', 'prioritized')).toEqual({ active: 0, waiting: 0, prioritized: 0 });
     // a runner that comes back later finds nothing of it to run
     const next = runnerHost(h, dir);

@@ -52,7 +52,10 @@ function normalized(text: string, host: string): string[] {
     .split('\n')
     .map((line) =>
       line
-        .replaceAll(host, 'HOST')
+        .replace(`starting on ${host}…`, 'starting on HOST…')
+        .replace(new RegExp(`^🟢 ${host.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} · `), '🟢 HOST · ')
+        // the card of a job that the idle runner takes at once, or a moment after the card was made
+        .replace(/^(⏳ starting now|🕒 next up) · /, 'NEXT · ')
         .replace(/CPU backend, \d+ × .+? · RAM/, 'CPU backend, N × CPU · RAM')
         .replace(/\[[█░]+\]/g, '[BAR]')
         .replace(/\d+/g, 'N')

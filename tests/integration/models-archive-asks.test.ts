@@ -49,11 +49,18 @@ async function say(h: Harness, line: string): Promise<string[]> {
   return h.lines.slice(from);
 }
 
-/** Types a line that prints nothing on a pipe (an ask's message shows once it is answered) and waits until it ran. */
+/**
+ * Types a line that may print nothing on a pipe (an ask's message shows once it is answered): waits until an ask was
+ * queued or something was printed, then for anything else it prints.
+ */
 async function quietly(h: Harness, line: string): Promise<string[]> {
   const from = h.lines.length;
+  // BullMQ's id counter of the ask queue: any ask added moves it
+  const asks = async () => Number((await h.app.connection.get(`${h.app.bot.config.queuePrefix}:ask:id`)) ?? 0);
+  const before = await asks();
   h.type(line);
-  await new Promise((r) => setTimeout(r, 400));
+  await expect.poll(async () => h.lines.length > from || (await asks()) > before, { timeout: 15_000 }).toBe(true);
+  await new Promise((r) => setTimeout(r, 300));
   return h.lines.slice(from);
 }
 

@@ -27,7 +27,7 @@ describe('/models promote, archive, compare and info', () => {
     older = /model (\S+) \(now latest\)/.exec(await h.waitFor(/^✅ job 1 done/, 120_000))![1]!;
     h.type('/train quick_test r=4');
     newer = /model (\S+) \(now latest\)/.exec(await h.waitFor(/^✅ job 2 done/, 120_000))![1]!;
-  });
+  }, 240_000); // two trainings: about 30 s on an idle 2-core machine, much more on a busy one
   afterAll(() => h?.stop());
 
   it('promote points latest back at an older model, atomically, and tells the channel who did it', async () => {

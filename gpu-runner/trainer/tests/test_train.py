@@ -271,6 +271,7 @@ def test_a_disk_too_full_for_a_temporary_file_still_gets_its_status_and_loses_wh
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-10", "training_info.txt"]
     assert train._write_in_place(folder / "training_info.txt", {"profile": "quick_test", "status": "disk_full"})
     assert read_training_info(folder) == {"profile": "quick_test", "status": "disk_full"}
+    assert (folder / "training_info.txt").read_text().startswith("# Written by")
     kind, line = train.classify_failure(OSError(errno_.ENOSPC, "No space left on device"), 20)
     assert (kind, line) == ("disk_full", "the models disk is full (at step 20): free some space, then /train again")
 
@@ -280,7 +281,9 @@ def test_a_models_folder_that_cannot_be_written_names_the_cause_and_the_fix():
     import train
     kind, line = train.classify_failure(OSError(errno_.EROFS, "Read-only file system", "/models/x"), 0)
     assert kind == "failed"
-    assert line == "the models folder cannot be written at step 0 (Read-only file system): make it writable, then /train again"
+    assert line == "the models folder is on a read-only filesystem (at step 0): make it writable, then /train again"
+    # a permission error elsewhere (a dataset this user may not read) is not blamed on the models folder
+    assert "models folder" not in train.classify_failure(PermissionError(errno_.EACCES, "Permission denied", "/data/x.jsonl"), 0)[1]
 
 
 def test_out_of_gpu_memory_is_named_and_says_what_to_try(tmp_path):
