@@ -113,7 +113,7 @@ const status: Handler = {
 /** A run that a runner had begun and none will finish: its folder says cancelled, as a runner's cancel leaves it. */
 async function markCancelled(ctx: CommandContext, view: JobView, flag: CancelFlag): Promise<void> {
   const folder = view.progress?.modelName;
-  if (folder) await ctx.bot.models.markEnded(folder, 'cancelled', cancelledLine(flag)).catch(() => undefined);
+  if (folder) await ctx.bot.models.markEnded(folder, 'cancelled', cancelledLine(flag, true)).catch(() => undefined);
 }
 
 const cancel: Handler = {
@@ -140,7 +140,7 @@ const cancel: Handler = {
     }
     await markCancelled(ctx, view, flag);
     // to the one who cancelled: the channel's line without their own name
-    await ctx.replyPrivate(`🛑 job ${id} ${cancelledLine(flag).replace(/^cancelled by .+? (at step|before)/, 'cancelled $1')}${how === 'ended' ? ' (no runner was running it)' : ''}`);
+    await ctx.replyPrivate(`🛑 job ${id} ${cancelledLine(flag, how === 'ended').replace(/^cancelled by .+? (at step|before)/, 'cancelled $1')}${how === 'ended' ? ' (no runner was running it)' : ''}`);
   },
 };
 

@@ -349,7 +349,7 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
       log.warn(`job ${id}: ${e.kind}: ${e.message}`);
       if (e.kind === 'cancelled') {
         const by = await readCancelFlag(connection, prefix, id);
-        if (by) throw new UnrecoverableError(cancelledLine({ ...by, step: progress.step }));
+        if (by) throw new UnrecoverableError(cancelledLine({ ...by, step: progress.step }, true));
       }
       if (e.kind === 'cancelled' || e.kind === 'interrupted') {
         // Nobody cancelled it: this runner is going away. A plain error lets BullMQ give the job another try, which

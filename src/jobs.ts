@@ -112,8 +112,12 @@ export type AskResult = z.infer<typeof AskResult>;
 export const CancelFlag = z.object({ by: z.string(), at: z.string(), profile: z.string(), step: z.number().int().nonnegative().default(0) });
 export type CancelFlag = z.infer<typeof CancelFlag>;
 
-/** How a cancel reads in the channel: at the step the run had reached, or before it started. */
-export const cancelledLine = (flag: CancelFlag) => `cancelled by ${flag.by} ${flag.step > 0 ? `at step ${flag.step}` : 'before it started'}`;
+/**
+ * How a cancel reads in the channel: at the step the run had reached, before its first step (`started`: a runner had
+ * taken it), or before it started.
+ */
+export const cancelledLine = (flag: CancelFlag, started = false) =>
+  `cancelled by ${flag.by} ${flag.step > 0 ? `at step ${flag.step}` : started ? 'before its first step' : 'before it started'}`;
 
 export async function readCancelFlag(redis: Pick<Redis, 'get'>, prefix: string, jobId: string): Promise<CancelFlag | null> {
   const raw = await redis.get(keys.cancelFlag(prefix, jobId));

@@ -215,7 +215,7 @@ export class TrainQueue {
       return job.remove().then(() => true, () => false);
     }
     // a runner's pickup writes its own lock over ours: then the move is refused, and the signal stops that runner
-    return job.moveToFailed(new UnrecoverableError(cancelledLine(flag)), token, false).then(() => true, () => false);
+    return job.moveToFailed(new UnrecoverableError(cancelledLine(flag, true)), token, false).then(() => true, () => false);
   }
 
   async cancelFlag(id: string): Promise<CancelFlag | null> {

@@ -161,6 +161,13 @@ describe('secrets', () => {
       const answer = await discordAnswer(discord.slash('queue', undefined, {}, ADA).token, /^(⚠️ the job queue is unavailable|The queue is empty)/);
       return /^The queue is empty/.test(answer.content) || (await new Promise((r) => setTimeout(r, 500)), false);
     }, 30_000);
+    // The outage in the log, as an operator reads it: one line when it began, one when it was over, no stack trace
+    // (the bot and its runner hold a dozen connections, each retrying on its own)
+    await until('the log to say the connection is back', () => /\[redis\] connection is back after/.test(log), 15_000);
+    const outage = log.slice(log.indexOf('[redis] connection problem'));
+    expect(outage.match(/\[redis\] connection problem/g)).toHaveLength(1);
+    expect(outage.match(/\[redis\] connection is back after [\d.]+ s \(\d+ failed attempts\)/g)).toHaveLength(1);
+    expect(outage).not.toMatch(/^\s+at /m);
     // What shutting down logs is searched too. After a Redis outage BullMQ's close() can wait forever: the bot's own
     // shutdown deadline (10 s) ends the process anyway.
     bot.kill('SIGTERM');
