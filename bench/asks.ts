@@ -10,9 +10,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRunner } from '../gpu-runner/runner.ts';
-import { loadConfig, REPO_ROOT } from '../src/config.ts';
-import { ASK_QUEUE, type AskJobData } from '../src/jobs.ts';
-import { closeRedis, connectRedis, startEmbeddedRedis } from '../src/redis.ts';
+import { loadConfig, REPO_ROOT } from '../src/shared/config.ts';
+import { ASK_QUEUE, type AskJobData } from '../src/shared/jobs.ts';
+import { closeRedis, connectRedis, startEmbeddedRedis } from '../src/shared/redis.ts';
 
 const ASKS = Number(process.argv[2] ?? 16);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -15,10 +15,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRunner, type Runner } from '../gpu-runner/runner.ts';
-import { loadConfig, REPO_ROOT } from '../src/config.ts';
-import { TrainProgress, type TrainJobData } from '../src/jobs.ts';
-import { TrainQueue } from '../src/queue.ts';
-import { closeRedis, connectRedis, startEmbeddedRedis } from '../src/redis.ts';
+import { loadConfig, REPO_ROOT } from '../src/shared/config.ts';
+import { TrainProgress, type TrainJobData } from '../src/shared/jobs.ts';
+import { TrainQueue } from '../src/bot/queue.ts';
+import { closeRedis, connectRedis, startEmbeddedRedis } from '../src/shared/redis.ts';
 
 const JOBS = Number(process.argv[2] ?? 8);
 const COUNTS = (process.argv[3] ?? '1,2').split(',').map(Number);

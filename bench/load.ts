@@ -12,7 +12,7 @@
  * (tests/helpers/http-relay.mjs says why the relays are the default).
  */
 import { cpus } from 'node:os';
-import { startEmbeddedRedis } from '../src/redis.ts';
+import { startEmbeddedRedis } from '../src/shared/redis.ts';
 import { cancelAll, MAX_QUEUED, p50, p99, runLoad, startLoadStack, type LoadResult } from '../tests/helpers/load.ts';
 
 const direct = process.argv.includes('--direct');

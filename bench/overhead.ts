@@ -15,10 +15,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRunner, TRAINER_SCRIPT, trainerArgs } from '../gpu-runner/runner.ts';
-import { loadConfig, REPO_ROOT } from '../src/config.ts';
-import type { TrainJobData, TrainProgress } from '../src/jobs.ts';
-import { TrainQueue } from '../src/queue.ts';
-import { connectRedis, startEmbeddedRedis } from '../src/redis.ts';
+import { loadConfig, REPO_ROOT } from '../src/shared/config.ts';
+import type { TrainJobData, TrainProgress } from '../src/shared/jobs.ts';
+import { TrainQueue } from '../src/bot/queue.ts';
+import { connectRedis, startEmbeddedRedis } from '../src/shared/redis.ts';
 
 const RUNS = Number(process.argv[2] ?? 3);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -9,10 +9,10 @@ import { Queue, Worker } from 'bullmq';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { startRunner } from '../gpu-runner/runner.ts';
-import { loadConfig, REPO_ROOT } from '../src/config.ts';
-import { TRAIN_QUEUE, type TrainJobData } from '../src/jobs.ts';
-import { TrainQueue } from '../src/queue.ts';
-import { connectRedis, startEmbeddedRedis } from '../src/redis.ts';
+import { loadConfig, REPO_ROOT } from '../src/shared/config.ts';
+import { TRAIN_QUEUE, type TrainJobData } from '../src/shared/jobs.ts';
+import { TrainQueue } from '../src/bot/queue.ts';
+import { connectRedis, startEmbeddedRedis } from '../src/shared/redis.ts';
 
 const JOBS = Number(process.argv[2] ?? 1000);
 const WARMUP = 20;

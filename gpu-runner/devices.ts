@@ -1,7 +1,7 @@
 /** What a runner worker reports about its device in each heartbeat: the GPU's name and memory (nvidia-smi), or the host's. */
 import { execa } from 'execa';
 import { cpus, freemem, totalmem } from 'node:os';
-import type { RunnerBeat } from '../src/runners.ts';
+import type { RunnerBeat } from '../src/shared/runner-registry.ts';
 
 export type DeviceReport = Pick<RunnerBeat, 'device' | 'deviceError'>;
 

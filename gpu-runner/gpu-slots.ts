@@ -9,7 +9,7 @@
  */
 import type { Redis } from 'ioredis';
 
-import { RELEASE_IF_HOLDER } from '../src/redis.ts';
+import { RELEASE_IF_HOLDER } from '../src/shared/redis.ts';
 
 /** Renews the holder's slot, or takes it again if it lapsed (a Redis outage): 0 when another worker holds it now. */
 const RENEW = `

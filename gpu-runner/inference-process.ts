@@ -6,9 +6,9 @@ import { execa, type ResultPromise } from 'execa';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { REPO_ROOT, type Config } from '../src/config.ts';
-import { parseJsonOrNull } from '../src/jobs.ts';
-import { logger } from '../src/log.ts';
+import { REPO_ROOT, type Config } from '../src/shared/config.ts';
+import { parseJsonOrNull } from '../src/shared/jobs.ts';
+import { logger } from '../src/shared/log.ts';
 
 const log = logger('inference');
 export const WORKER_SCRIPT = join(REPO_ROOT, 'gpu-runner/inference/worker.py');

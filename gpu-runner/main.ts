@@ -3,9 +3,9 @@
  *
  *   REDIS_URL=redis://queue-host:6379 GPU_ID=0 TRAINER_BACKEND=cuda BASE_MODEL=unsloth/gpt-oss-20b-unsloth-bnb-4bit npm run runner
  */
-import { loadConfigForCli } from '../src/config.ts';
-import { logger } from '../src/log.ts';
-import { closeRedis, connectRedis } from '../src/redis.ts';
+import { loadConfigForCli } from '../src/shared/config.ts';
+import { logger } from '../src/shared/log.ts';
+import { closeRedis, connectRedis } from '../src/shared/redis.ts';
 import { startRunner } from './runner.ts';
 
 const log = logger('runner');

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { filesUnder, ModelRegistry } from '../src/model-registry.ts';
+import { filesUnder, ModelRegistry } from '../src/shared/model-registry.ts';
 
 const SUMS_FILE = 'SHA256SUMS';
 const INFO_FILE = 'training_info.txt';

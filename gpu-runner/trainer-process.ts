@@ -6,8 +6,8 @@
  */
 import { execa } from 'execa';
 import { createInterface } from 'node:readline';
-import { logger } from '../src/log.ts';
-import { parseTrainerLine, type DoneMessage, type TrainerMessage } from '../src/trainer-protocol.ts';
+import { logger } from '../src/shared/log.ts';
+import { parseTrainerLine, type DoneMessage, type TrainerMessage } from './trainer-protocol.ts';
 
 const log = logger('trainer');
 const STDERR_TAIL_LINES = 20;

@@ -1,13 +1,13 @@
 /**
- * Writes docs/slack-manifest.yml from the command registry (src/chat/slack/manifest.ts), or with --check says whether
+ * Writes docs/slack-manifest.yml from the command registry (src/platforms/slack/manifest.ts), or with --check says whether
  * the file is current. Run after adding or changing a command: npm run slack-manifest
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { COMMANDS_DIR } from '../src/bot.ts';
-import { slackManifest } from '../src/chat/slack/manifest.ts';
-import { CommandRegistry } from '../src/command-registry.ts';
-import { REPO_ROOT } from '../src/config.ts';
+import { COMMANDS_DIR } from '../src/bot/bot.ts';
+import { slackManifest } from '../src/platforms/slack/manifest.ts';
+import { CommandRegistry } from '../src/bot/command-registry.ts';
+import { REPO_ROOT } from '../src/shared/config.ts';
 
 const MANIFEST_FILE = join(REPO_ROOT, 'docs/slack-manifest.yml');
 

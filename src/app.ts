@@ -4,9 +4,9 @@
  */
 import type { Redis } from 'ioredis';
 import { startRunner, type Runner } from '../gpu-runner/runner.ts';
-import { createBot, type Bot } from './bot.ts';
-import type { Config } from './config.ts';
-import { closeRedis, connectRedis, startEmbeddedRedis, type EmbeddedRedis } from './redis.ts';
+import { createBot, type Bot } from './bot/bot.ts';
+import type { Config } from './shared/config.ts';
+import { closeRedis, connectRedis, startEmbeddedRedis, type EmbeddedRedis } from './shared/redis.ts';
 
 export interface App {
   bot: Bot;

@@ -7,13 +7,13 @@
  *   printf '/train quick_test\n' | npm start --silent   # scripted: waits for the job, then exits
  */
 import { startApp, type App } from './app.ts';
-import { resumeMessages } from './bot.ts';
-import { ConsoleChat } from './chat/console.ts';
-import { DiscordChat } from './chat/discord/index.ts';
-import { SlackChat } from './chat/slack/index.ts';
-import { loadConfigForCli, type Config } from './config.ts';
-import { logger } from './log.ts';
-import { EmbeddedRedisError } from './redis.ts';
+import { resumeMessages } from './bot/bot.ts';
+import { ConsoleChat } from './platforms/console.ts';
+import { DiscordChat } from './platforms/discord/index.ts';
+import { SlackChat } from './platforms/slack/index.ts';
+import { loadConfigForCli, type Config } from './shared/config.ts';
+import { logger } from './shared/log.ts';
+import { EmbeddedRedisError } from './shared/redis.ts';
 
 const log = logger('main');
 const SHUTDOWN_DEADLINE_MS = 10_000;

@@ -197,7 +197,7 @@ class Worker:
 
 
 def usable_models(models_dir: Path) -> list[str]:
-    """The models an ask can use, newest first as the bot lists them (src/model-registry.ts: the folder name's time,
+    """The models an ask can use, newest first as the bot lists them (src/shared/model-registry.ts: the folder name's time,
     then its -N): folders whose run succeeded and that hold the adapter files. archive/, hidden entries and links
     (latest) are no models; a usable folder whose name carries no time comes after the others."""
     found = []

@@ -1,5 +1,5 @@
 """The models folder contract (shared/seed/models-directory.md), trainer side: names, training_info.txt, bands,
-latest. src/model-names.ts and src/model-registry.ts are the bot's side of the same contract.
+latest. src/shared/model-names.ts and src/shared/model-registry.ts are the bot's side of the same contract.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The trainer's stdout protocol, version 1: one JSON object per line. protocol/PROTOCOL.md describes it for people;
-this table checks it in Python, src/trainer-protocol.ts in TypeScript, and both test against protocol/*.jsonl.
+this table checks it in Python, gpu-runner/trainer-protocol.ts in TypeScript, and both test against protocol/*.jsonl.
 
 Every message has "v" (the version, 1) and "type". Fields may be added to a type without a new version; readers
 ignore fields they do not know. Removing or changing a field needs a new version.

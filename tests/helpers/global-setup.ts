@@ -1,6 +1,6 @@
 /** One real redis-server for the whole test run (each test file uses its own queue prefix). */
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/redis.ts';
+import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/shared/redis.ts';
 
 let redis: EmbeddedRedis | undefined;
 

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { inject } from 'vitest';
 import { startApp, type App } from '../../src/app.ts';
-import { ConsoleChat, type ConsoleEnd } from '../../src/chat/console.ts';
-import { loadConfig, REPO_ROOT } from '../../src/config.ts';
+import { ConsoleChat, type ConsoleEnd } from '../../src/platforms/console.ts';
+import { loadConfig, REPO_ROOT } from '../../src/shared/config.ts';
 
 export interface Harness {
   app: App;

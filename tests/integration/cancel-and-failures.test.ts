@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../src/config.ts';
+import { REPO_ROOT } from '../../src/shared/config.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 import { alive, commandLines } from '../helpers/processes.ts';
 

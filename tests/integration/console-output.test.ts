@@ -7,8 +7,8 @@
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ASK_QUEUE, TRAIN_QUEUE, type AskResult } from '../../src/jobs.ts';
-import { closeRedis, connectRedis } from '../../src/redis.ts';
+import { ASK_QUEUE, TRAIN_QUEUE, type AskResult } from '../../src/shared/jobs.ts';
+import { closeRedis, connectRedis } from '../../src/shared/redis.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
 /** An answer, as it streams, with what no terminal should receive: ESC sequences (clear screen, a title, colour), CR, SOH, BEL, RLO. */

@@ -5,8 +5,8 @@
 import { existsSync, readlinkSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChatStore } from '../../src/chats.ts';
-import { closeRedis, connectRedis } from '../../src/redis.ts';
+import { ChatStore } from '../../src/bot/conversations.ts';
+import { closeRedis, connectRedis } from '../../src/shared/redis.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
 const SEED_FILES = ['adapter_config.json', 'adapter_model.safetensors', 'tokenizer_config.json', 'tokenizer.json', 'training_info.txt'];

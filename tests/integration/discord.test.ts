@@ -9,11 +9,11 @@ import { until } from '../helpers/until.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { startRunner, type Runner } from '../../gpu-runner/runner.ts';
-import { createBot, type Bot } from '../../src/bot.ts';
-import { DiscordChat } from '../../src/chat/discord/index.ts';
-import { loadConfig, REPO_ROOT, type Config } from '../../src/config.ts';
-import { closeRedis, connectRedis, startEmbeddedRedis } from '../../src/redis.ts';
-import { SlackChat } from '../../src/chat/slack/index.ts';
+import { createBot, type Bot } from '../../src/bot/bot.ts';
+import { DiscordChat } from '../../src/platforms/discord/index.ts';
+import { loadConfig, REPO_ROOT, type Config } from '../../src/shared/config.ts';
+import { closeRedis, connectRedis, startEmbeddedRedis } from '../../src/shared/redis.ts';
+import { SlackChat } from '../../src/platforms/slack/index.ts';
 import { APP_ID, CHANNEL_ID, DiscordDouble, GUILD_ID, type DoubleMessage } from '../helpers/discord-double.ts';
 import { APP_TOKEN, BOT_TOKEN, SlackDouble } from '../helpers/slack-double.ts';
 

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../src/config.ts';
-import { EmbeddedRedisError, startEmbeddedRedis } from '../../src/redis.ts';
+import { REPO_ROOT } from '../../src/shared/config.ts';
+import { EmbeddedRedisError, startEmbeddedRedis } from '../../src/shared/redis.ts';
 import { alive } from '../helpers/processes.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];

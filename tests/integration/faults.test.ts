@@ -8,14 +8,14 @@ import { readdir, readFile, writeFile, chmod, mkdtemp, readlink } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { lossText } from '../../src/format.ts';
-import { parseTrainingInfo } from '../../src/model-registry.ts';
+import { lossText } from '../../src/bot/format.ts';
+import { parseTrainingInfo } from '../../src/shared/model-registry.ts';
 import { PYTHON, RedisServer, gone, runnerEnvFor, runnerProcess, running, trainerPids, waitForTrainer, waitUntil } from '../helpers/fault-kit.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 import { APP_ID, DiscordDouble, GUILD_ID } from '../helpers/discord-double.ts';
 import { until } from '../helpers/until.ts';
 import { execa } from 'execa';
-import { REPO_ROOT } from '../../src/config.ts';
+import { REPO_ROOT } from '../../src/shared/config.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

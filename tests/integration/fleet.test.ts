@@ -10,7 +10,7 @@ import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RunnerView } from '../../src/runners.ts';
+import type { RunnerView } from '../../src/shared/runner-registry.ts';
 import { runnerEnvFor, runnerProcess, trainerPids, waitUntil } from '../helpers/fault-kit.ts';
 import { until } from '../helpers/until.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';

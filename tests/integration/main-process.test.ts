@@ -8,8 +8,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../src/config.ts';
-import { pingRedis } from '../../src/redis.ts';
+import { REPO_ROOT } from '../../src/shared/config.ts';
+import { pingRedis } from '../../src/shared/redis.ts';
 import { commandLines } from '../helpers/processes.ts';
 
 /** The bot as npm start runs it, on folders of its own (or those of an earlier one, `dirs`, as a restart finds them). */

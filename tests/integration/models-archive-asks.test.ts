@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandContext } from '../../src/command-kit.ts';
-import { TRAIN_QUEUE } from '../../src/jobs.ts';
-import { closeRedis, connectRedis } from '../../src/redis.ts';
-import type { RunnerBeat } from '../../src/runners.ts';
+import type { CommandContext } from '../../src/bot/command-kit.ts';
+import { TRAIN_QUEUE } from '../../src/shared/jobs.ts';
+import { closeRedis, connectRedis } from '../../src/shared/redis.ts';
+import type { RunnerBeat } from '../../src/shared/runner-registry.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
 const M1 = 'tiny-gpt-oss_quick_test_20250101_1000';

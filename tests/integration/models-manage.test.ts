@@ -5,7 +5,7 @@
 import { cp, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderLossCurve, renderLossCurves } from '../../src/loss-curve.ts';
+import { renderLossCurve, renderLossCurves } from '../../src/bot/loss-curve.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
 describe('/models promote, archive, compare and info', () => {

@@ -4,7 +4,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
-import { RunnerRegistry, type RunnerBeat } from '../../src/runners.ts';
+import { RunnerRegistry, type RunnerBeat } from '../../src/shared/runner-registry.ts';
 
 let redis: Redis;
 let counter = 0;

@@ -12,8 +12,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../src/config.ts';
-import { freePort, pingRedis } from '../../src/redis.ts';
+import { REPO_ROOT } from '../../src/shared/config.ts';
+import { freePort, pingRedis } from '../../src/shared/redis.ts';
 import { APP_ID, DiscordDouble, GUILD_ID } from '../helpers/discord-double.ts';
 import { SlackDouble, sign } from '../helpers/slack-double.ts';
 import { until } from '../helpers/until.ts';
@@ -28,7 +28,7 @@ const SECRETS = { DISCORD_TOKEN, SLACK_BOT_TOKEN, SIGNING_SECRET, REDIS_PASSWORD
 const ADA = { id: '1600000000000000001', name: 'ada' };
 const SLACK_ADA = { id: 'U0ADA', name: 'ada' };
 
-/** A redis-server of this test's own that wants a password (the embedded one in src/redis.ts has none). */
+/** A redis-server of this test's own that wants a password (the embedded one in src/shared/redis.ts has none). */
 async function startRedisWithPassword(dir: string, port?: number): Promise<{ url: string; port: number; stop(): Promise<void> }> {
   port ??= await freePort();
   const child = execa('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--requirepass', REDIS_PASSWORD], {

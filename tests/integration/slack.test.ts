@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { until } from '../helpers/until.ts';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startRunner, type Runner } from '../../gpu-runner/runner.ts';
-import { createBot, type Bot } from '../../src/bot.ts';
-import { SlackChat } from '../../src/chat/slack/index.ts';
-import { loadConfig, REPO_ROOT, type Config } from '../../src/config.ts';
-import { closeRedis, connectRedis, freePort } from '../../src/redis.ts';
+import { createBot, type Bot } from '../../src/bot/bot.ts';
+import { SlackChat } from '../../src/platforms/slack/index.ts';
+import { loadConfig, REPO_ROOT, type Config } from '../../src/shared/config.ts';
+import { closeRedis, connectRedis, freePort } from '../../src/shared/redis.ts';
 import { APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, SlackDouble, sign, type SlackMessage } from '../helpers/slack-double.ts';
 
 const ADA = { id: 'U0ADA', name: 'ada' };

@@ -4,11 +4,12 @@
  */
 import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createBot, type Bot } from '../../src/bot.ts';
-import type { ChatSurface, CommandContext } from '../../src/command-kit.ts';
-import { loadConfig } from '../../src/config.ts';
-import { TRAIN_QUEUE } from '../../src/jobs.ts';
-import { closeRedis, connectRedis } from '../../src/redis.ts';
+import { createBot, type Bot } from '../../src/bot/bot.ts';
+import type { CommandContext } from '../../src/bot/command-kit.ts';
+import type { ChatSurface } from '../../src/bot/surface.ts';
+import { loadConfig } from '../../src/shared/config.ts';
+import { TRAIN_QUEUE } from '../../src/shared/jobs.ts';
+import { closeRedis, connectRedis } from '../../src/shared/redis.ts';
 import type { Redis } from 'ioredis';
 
 const MAX = 3;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AccessPolicy, parseRule, ruleProblems } from '../../src/access.ts';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { AccessPolicy, parseRule, ruleProblems } from '../../src/shared/access.ts';
+import { ConfigError, loadConfig } from '../../src/shared/config.ts';
 
 const caller = (id: string, roles: string[] = []) => ({ id, name: id, platform: 'discord', roles });
 

@@ -1,6 +1,6 @@
 /** What /ask checks in the bot: a first word of the prompt that was meant as an effort, and the device an ask waits for. */
 import { describe, expect, it } from 'vitest';
-import { deviceOf, effortSlip, typoDistance } from '../../src/ask-flow.ts';
+import { deviceOf, effortSlip, typoDistance } from '../../src/bot/ask-flow.ts';
 
 describe('a reasoning effort mistyped as the start of the prompt', () => {
   it('flags known near-misses, case-insensitively, when more words follow', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bandFor } from '../../src/tables.ts';
+import { bandFor } from '../../src/shared/tables.ts';
 
 // The final loss (the mean of the last ten step losses) is computed by the trainer: see test_models_dir.py.
 describe('quality bands', () => {

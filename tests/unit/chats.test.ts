@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fitHistory, type Turn } from '../../src/chats.ts';
+import { fitHistory, type Turn } from '../../src/bot/conversations.ts';
 
 const turn = (role: 'user' | 'assistant', n: number, size = 10): Turn => ({ role, content: `${role}${n}`.padEnd(size, '.') });
 

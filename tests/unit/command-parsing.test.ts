@@ -1,15 +1,15 @@
 /** The real /train, /models and /queue definitions, parsed the way the console (and Slack's text) gives them. */
 import { describe, expect, it } from 'vitest';
-import { findHandler, parseText as parseMarked, tokenize, validateArgs as validateMarked } from '../../src/command-kit.ts';
-import { renderQuotes } from '../../src/user-text.ts';
+import { findHandler, parseText as parseMarked, tokenize, validateArgs as validateMarked } from '../../src/bot/command-kit.ts';
+import { renderQuotes } from '../../src/bot/user-text.ts';
 
 const parseText: typeof parseMarked = (...a) => shown(() => parseMarked(...a));
 const validateArgs: typeof validateMarked = (...a) => shown(() => validateMarked(...a));
-import { CommandRegistry, checkShape } from '../../src/command-registry.ts';
-import { COMMANDS_DIR } from '../../src/bot.ts';
-import train from '../../commands/train.ts';
-import models from '../../commands/models.ts';
-import ask from '../../commands/ask.ts';
+import { CommandRegistry, checkShape } from '../../src/bot/command-registry.ts';
+import { COMMANDS_DIR } from '../../src/bot/bot.ts';
+import train from '../../src/bot/commands/train.ts';
+import models from '../../src/bot/commands/models.ts';
+import ask from '../../src/bot/commands/ask.ts';
 
 /** The error as the console shows it: a quoted word as typed (the marks that let a platform escape it removed). */
 function shown<T>(f: () => T): T {

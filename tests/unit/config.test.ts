@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.ts';
-import { configureLog, logger, redact } from '../../src/log.ts';
+import { ConfigError, loadConfig } from '../../src/shared/config.ts';
+import { configureLog, logger, redact } from '../../src/shared/log.ts';
 
 describe('settings', () => {
   it('runs on the embedded default with nothing set', () => {

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, REPO_ROOT } from '../../src/config.ts';
-import { ModelRegistry } from '../../src/model-registry.ts';
-import { PROFILE_NAMES } from '../../src/tables.ts';
+import { loadConfig, REPO_ROOT } from '../../src/shared/config.ts';
+import { ModelRegistry } from '../../src/shared/model-registry.ts';
+import { PROFILE_NAMES } from '../../src/shared/tables.ts';
 
 const read = (path: string) => readFileSync(join(REPO_ROOT, path), 'utf8');
 const README = 'README.md';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LiveMessage } from '../../src/live-message.ts';
+import { LiveMessage } from '../../src/bot/live-message.ts';
 
 function recorder() {
   const edits: { at: number; text: string }[] = [];

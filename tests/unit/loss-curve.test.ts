@@ -1,7 +1,7 @@
 /** The loss curve PNG, decoded back to pixels: a real PNG, and the line is where the losses say. */
 import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { renderLossCurve } from '../../src/loss-curve.ts';
+import { renderLossCurve } from '../../src/bot/loss-curve.ts';
 
 function decode(png: Buffer) {
   expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));

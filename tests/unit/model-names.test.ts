@@ -1,6 +1,6 @@
 /** The bot reads the folder names that the trainer makes (gpu-runner/trainer/models_dir.py, tested by pytest). */
 import { describe, expect, it } from 'vitest';
-import { parseModelName } from '../../src/model-names.ts';
+import { parseModelName } from '../../src/shared/model-names.ts';
 
 describe('model folder names', () => {
   it('parses the seed’s examples, profiles with underscores included', () => {

@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { modelList } from '../../src/format.ts';
-import { ModelRegistry } from '../../src/model-registry.ts';
+import { modelList } from '../../src/bot/format.ts';
+import { ModelRegistry } from '../../src/shared/model-registry.ts';
 
 function folder(root: string, name: string, info?: string) {
   mkdirSync(join(root, name), { recursive: true });

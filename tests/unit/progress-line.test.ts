@@ -1,7 +1,7 @@
 /** The live status line of a training, for a run that a runner's death split in two attempts. */
 import { describe, expect, it } from 'vitest';
-import { progressLine } from '../../src/format.ts';
-import type { TrainProgress } from '../../src/jobs.ts';
+import { progressLine } from '../../src/bot/format.ts';
+import type { TrainProgress } from '../../src/shared/jobs.ts';
 
 const resumed: TrainProgress = {
   phase: 'training', step: 27, maxSteps: 100, loss: 3.2, notices: [], runner: 'vm#2', resumedFrom: 25,

@@ -1,7 +1,7 @@
 /** What the runner hands the trainer: one array element per value, a user's choices bound to their flags. */
 import { describe, expect, it } from 'vitest';
 import { trainerArgs } from '../../gpu-runner/runner.ts';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/shared/config.ts';
 
 const config = loadConfig({ MODELS_DIR: '/srv/models', DATASET: '/srv/data/team.jsonl', BASE_MODEL: 'unsloth/gpt-oss-20b-unsloth-bnb-4bit', TRAINER_BACKEND: 'cuda', GPU_ID: '1' });
 const who = { id: 'u1', name: '--models-dir=/tmp/evil; rm -rf /', platform: 'console' };

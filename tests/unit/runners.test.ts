@@ -1,8 +1,8 @@
 /** What a runner reports about its GPU, how /runners words it, and which runners a job that asked for one may use. */
 import { describe, expect, it } from 'vitest';
 import { gpuClassOf, parseNvidiaSmi } from '../../gpu-runner/devices.ts';
-import { ago, runnerLine, runnersTable } from '../../src/format.ts';
-import { runnerMatches, type RunnerView } from '../../src/runners.ts';
+import { ago, runnerLine, runnersTable } from '../../src/bot/format.ts';
+import { runnerMatches, type RunnerView } from '../../src/shared/runner-registry.ts';
 
 describe('nvidia-smi', () => {
   it('reads the name and memory of one GPU from its CSV line', () => {

@@ -2,10 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { COMMANDS_DIR } from '../../src/bot.ts';
-import { slackManifest } from '../../src/chat/slack/manifest.ts';
-import { CommandRegistry } from '../../src/command-registry.ts';
-import { REPO_ROOT } from '../../src/config.ts';
+import { COMMANDS_DIR } from '../../src/bot/bot.ts';
+import { slackManifest } from '../../src/platforms/slack/manifest.ts';
+import { CommandRegistry } from '../../src/bot/command-registry.ts';
+import { REPO_ROOT } from '../../src/shared/config.ts';
 
 describe('docs/slack-manifest.yml', async () => {
   const registry = await CommandRegistry.load(COMMANDS_DIR);

@@ -1,6 +1,6 @@
 /** The loss curve as one line of text, for platforms that take no files (the console). */
 import { describe, expect, it } from 'vitest';
-import { bars, lossSparkline, lossSparklines, resample, SPARKLINE_WIDTH } from '../../src/sparkline.ts';
+import { bars, lossSparkline, lossSparklines, resample, SPARKLINE_WIDTH } from '../../src/bot/sparkline.ts';
 
 const BARS = /^[▁▂▃▄▅▆▇█ ]*$/;
 const barsOf = (line: string) => / (\S+) [\d.]+ \(/.exec(line)?.[1] ?? '';

@@ -1,8 +1,8 @@
 /** The runner's zod schema against the same fixture files that the trainer's pytest checks. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../src/config.ts';
-import { parseTrainerLine } from '../../src/trainer-protocol.ts';
+import { REPO_ROOT } from '../../src/shared/config.ts';
+import { parseTrainerLine } from '../../gpu-runner/trainer-protocol.ts';
 
 const fixture = (name: string) =>
   readFileSync(`${REPO_ROOT}gpu-runner/trainer/protocol/${name}`, 'utf8').split('\n').filter((l) => l.trim());

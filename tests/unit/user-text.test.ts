@@ -1,8 +1,8 @@
 /** What reaches a message from outside: a user's word quoted as typed on every platform, a model's text made safe. */
 import { describe, expect, it } from 'vitest';
-import { toMrkdwn } from '../../src/chat/slack/index.ts';
-import { quote } from '../../src/command-kit.ts';
-import { quoteUser, renderQuotes, safeOutput } from '../../src/user-text.ts';
+import { toMrkdwn } from '../../src/platforms/slack/index.ts';
+import { quote } from '../../src/bot/command-kit.ts';
+import { quoteUser, renderQuotes, safeOutput } from '../../src/bot/user-text.ts';
 import { escapeMarkdown } from 'discord.js';
 
 const line = (word: string) => `unknown profile ${quote(word)}; choose one of quick_test, standard`;
