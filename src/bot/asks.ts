@@ -2,30 +2,27 @@
  * /ask on the bot's side: its own queue (a training job never blocks an answer), and one live message per ask that
  * grows as the answer streams and ends with which model answered and how long it took. The reasoning stays hidden.
  */
-import { Queue, QueueEvents, type Job } from 'bullmq';
+import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatStore } from './conversations.ts';
 import type { ChatSurface, MessageRef } from './surface.ts';
 import { orUnavailable, UserError } from '../shared/errors.ts';
-import { ASK_QUEUE, AskJobData, AskProgress, AskResult, parseJsonOrNull } from '../shared/jobs.ts';
+import { ASK_QUEUE, AskJobData, AskProgress, AskResult } from '../shared/jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from '../shared/log.ts';
-import { connectionErrorOr } from '../shared/redis.ts';
-import { UnfinishedMessages } from './unfinished.ts';
+import { Follower } from './follower.ts';
 import { safeOutput } from './user-text.ts';
 
 const log = logger('asks');
 const CURSOR = ' ▍';
 
-interface Followed {
+interface Entry {
   live: LiveMessage;
   /** Whether the message grows as the answer streams (ChatSurface.showsPartialAnswers). */
   streams: boolean;
   header: string;
   /** Runs with the answer before the follow counts as settled (a conversation stores its turn). */
   after?: (result: AskResult) => Promise<void>;
-  settle: (result: AskResult | null) => void;
-  done: Promise<AskResult | null>;
 }
 
 /** The answer, then a line that says which model answered, how fast, and what was left out or cut off. */
@@ -35,11 +32,15 @@ export function answerText(r: AskResult): string {
   return `${answer}\n— ${r.model} · ${r.tokens} tokens · ${r.durationS.toFixed(1)} s (first token ${r.ttftS.toFixed(2)} s)${notes.length ? ` · ${notes.join(', ')}` : ''}`;
 }
 
+/** How an ask ended: the text under its header, and the answer (null if the ask failed). */
+interface AskOutcome {
+  body: string;
+  result: AskResult | null;
+}
+
 export class Asks {
   readonly queue: Queue;
-  private readonly events: QueueEvents;
-  private readonly followed = new Map<string, Followed>();
-  private readonly unfinished: UnfinishedMessages;
+  private readonly follower: Follower<Entry, AskOutcome>;
 
   constructor(
     private readonly connection: Redis,
@@ -47,23 +48,22 @@ export class Asks {
     private readonly chats?: ChatStore,
   ) {
     this.queue = new Queue(ASK_QUEUE, { connection, prefix });
-    this.unfinished = new UnfinishedMessages(connection, prefix, 'ask');
-    this.events = new QueueEvents(ASK_QUEUE, { connection, prefix });
-    this.events.on('progress', ({ jobId, data }) => {
-      const p = AskProgress.safeParse(data);
-      const f = this.followed.get(jobId);
-      if (f && p.success && f.streams) f.live.update(`${f.header}\n${safeOutput(p.data.text)}${CURSOR}`);
+    this.follower = new Follower(connection, prefix, {
+      queue: ASK_QUEUE,
+      kind: 'ask',
+      progress: (_jobId, f, data) => {
+        const p = AskProgress.safeParse(data);
+        if (p.success && f.streams) f.live.update(`${f.header}\n${safeOutput(p.data.text)}${CURSOR}`);
+      },
+      completed: (_jobId, returnvalue) => answered(returnvalue),
+      failed: (_jobId, reason) => ({ body: `⚠️ ${reason}`, result: null }),
+      catchUp: (jobId) => this.catchUp(jobId),
+      finish,
     });
-    this.events.on('completed', ({ jobId, returnvalue }) => {
-      const r = AskResult.safeParse(typeof returnvalue === 'string' ? parseJsonOrNull(returnvalue) : returnvalue);
-      void this.end(jobId, r.success ? answerText(r.data) : '⚠️ the runner returned no answer', r.success ? r.data : null);
-    });
-    this.events.on('failed', ({ jobId, failedReason }) => void this.end(jobId, `⚠️ ${failedReason}`));
-    this.events.on('error', connectionErrorOr((e) => log.warn('ask events', e)));
   }
 
   async ready(): Promise<void> {
-    await this.events.waitUntilReady();
+    await this.follower.ready();
   }
 
   /**
@@ -82,7 +82,7 @@ export class Asks {
 
   /** Stores the answer message's id with the ask, so a bot process that restarts can finish that message. */
   remember(job: Job, ref: MessageRef): Promise<void> {
-    return this.unfinished.remember(job, ref);
+    return this.follower.remember(job, ref);
   }
 
   /** What happens once an ask is answered: a /chat turn stores the exchange in its conversation. */
@@ -101,7 +101,7 @@ export class Asks {
    */
   async resume(surface: ChatSurface, intervalMs?: number): Promise<string[]> {
     const resumed: string[] = [];
-    for (const { id, data, ref } of await this.unfinished.of(this.queue, AskJobData, surface.platform, this.followed)) {
+    for (const { id, data, ref } of await this.follower.unfinished.of(this.queue, AskJobData, surface.platform, this.follower)) {
       if (data.header === undefined) continue;
       void this.follow(id, surface, ref, data.header, `${data.header}\n…`, intervalMs, this.afterAnswer(data));
       resumed.push(id);
@@ -114,47 +114,46 @@ export class Asks {
   }
 
   /** Grows `ref` with the answer as it streams; resolves with the answer (null if the ask failed). */
-  follow(jobId: string, surface: ChatSurface, ref: MessageRef, header: string, shown: string, intervalMs?: number, after?: (result: AskResult) => Promise<void>): Promise<AskResult | null> {
-    let settle!: (result: AskResult | null) => void;
-    const done = new Promise<AskResult | null>((r) => (settle = r));
-    const interval = Math.max(intervalMs ?? surface.editIntervalMs, surface.minEditIntervalMs);
-    this.followed.set(jobId, { live: new LiveMessage(surface, ref, shown, interval), streams: surface.showsPartialAnswers !== false, header, after, settle, done });
-    void this.catchUp(jobId);
-    return done;
+  async follow(jobId: string, surface: ChatSurface, ref: MessageRef, header: string, shown: string, intervalMs?: number, after?: (result: AskResult) => Promise<void>): Promise<AskResult | null> {
+    const outcome = await this.follower.follow(jobId, () => {
+      const interval = Math.max(intervalMs ?? surface.editIntervalMs, surface.minEditIntervalMs);
+      return { live: new LiveMessage(surface, ref, shown, interval), streams: surface.showsPartialAnswers !== false, header, after };
+    });
+    return outcome.result;
   }
 
   /** An ask that ended before the follow began (a quick answer) still gets its last edit. */
-  private async catchUp(jobId: string): Promise<void> {
+  private async catchUp(jobId: string): Promise<AskOutcome | undefined> {
     const job = await this.queue.getJob(jobId).catch(() => undefined);
     const state = await job?.getState().catch(() => 'unknown');
     if (state === 'completed') {
       const r = AskResult.safeParse(job!.returnvalue);
-      if (r.success) await this.end(jobId, answerText(r.data), r.data);
-    } else if (state === 'failed') await this.end(jobId, `⚠️ ${job!.failedReason}`);
+      if (r.success) return { body: answerText(r.data), result: r.data };
+    } else if (state === 'failed') return { body: `⚠️ ${job!.failedReason}`, result: null };
+    return undefined;
   }
 
   get following(): string[] {
-    return [...this.followed.keys()];
+    return this.follower.following;
   }
 
-  async settled(): Promise<void> {
-    await Promise.all([...this.followed.values()].map((f) => f.done));
+  settled(): Promise<void> {
+    return this.follower.settled();
   }
 
   async close(): Promise<void> {
-    await this.events.close();
+    await this.follower.close();
     await this.queue.close();
   }
+}
 
-  private async end(jobId: string, body: string, result: AskResult | null = null): Promise<void> {
-    const f = this.followed.get(jobId);
-    if (!f) return;
-    this.followed.delete(jobId);
-    // A /chat turn is stored before its answer shows as ended: a reply typed at once then has it in its history.
-    if (result && f.after) await f.after(result).catch((e) => log.warn(`after the answer to ask ${jobId}`, e));
-    await f.live.finish(`${f.header}\n${body}`);
-    // Shown (and stored): a bot that starts later leaves it alone. A crash before this shows it again.
-    await this.unfinished.finished(jobId);
-    f.settle(result);
-  }
+function answered(returnvalue: unknown): AskOutcome {
+  const r = AskResult.safeParse(returnvalue);
+  return r.success ? { body: answerText(r.data), result: r.data } : { body: '⚠️ the runner returned no answer', result: null };
+}
+
+/** The last edit. A /chat turn is stored first: a reply typed at once then has it in its history. */
+async function finish(jobId: string, f: Entry, outcome: AskOutcome): Promise<void> {
+  if (outcome.result && f.after) await f.after(outcome.result).catch((e) => log.warn(`after the answer to ask ${jobId}`, e));
+  await f.live.finish(`${f.header}\n${outcome.body}`);
 }

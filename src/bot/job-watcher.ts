@@ -3,15 +3,14 @@
  * live message (a header line, then a status line that shows progress) that ends with the result or the failure, the
  * loss curve attached where the platform can, and a mention of whoever asked.
  */
-import { QueueEvents, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ChatSurface, MessageRef } from './surface.ts';
 import { failedLine, finishedLine, jobHeader, noticeLine, progressLine } from './format.ts';
-import { cancelledLine, parseJsonOrNull, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult } from '../shared/jobs.ts';
+import { cancelledLine, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult } from '../shared/jobs.ts';
 import { LiveMessage } from './live-message.ts';
 import { logger } from '../shared/log.ts';
-import { connectionErrorOr } from '../shared/redis.ts';
-import { UnfinishedMessages } from './unfinished.ts';
+import { Follower } from './follower.ts';
 import { renderLossCurve } from './loss-curve.ts';
 import type { TrainQueue } from './queue.ts';
 
@@ -28,7 +27,7 @@ export interface FollowOptions {
   intervalMs?: number;
 }
 
-interface Followed {
+interface Entry {
   live: LiveMessage;
   surface: ChatSurface;
   ref: MessageRef;
@@ -36,44 +35,39 @@ interface Followed {
   data: TrainJobData;
   /** How many of the run's notices the channel has been shown. */
   noticesShown: number;
-  settle: (outcome: JobOutcome) => void;
-  outcome: Promise<JobOutcome>;
 }
 
 export class JobWatcher {
-  private readonly events: QueueEvents;
-  private readonly followed = new Map<string, Followed>();
-  private readonly unfinished: UnfinishedMessages;
+  private readonly follower: Follower<Entry, JobOutcome>;
 
   constructor(
     connection: Redis,
     private readonly queue: TrainQueue,
   ) {
-    this.unfinished = new UnfinishedMessages(connection, queue.prefix, 'job');
-    // QueueEvents blocks on its connection: BullMQ duplicates this one for it, and closes the duplicate itself.
-    this.events = new QueueEvents(TRAIN_QUEUE, { connection, prefix: queue.prefix });
-    this.events.on('progress', ({ jobId, data }) => {
-      const p = TrainProgress.safeParse(data);
-      if (p.success) this.show(jobId, p.data);
+    this.follower = new Follower(connection, queue.prefix, {
+      queue: TRAIN_QUEUE,
+      kind: 'job',
+      progress: (jobId, entry, data) => {
+        const p = TrainProgress.safeParse(data);
+        if (p.success) show(jobId, entry, p.data);
+      },
+      completed: (_jobId, returnvalue) => {
+        const r = TrainResult.safeParse(returnvalue);
+        return r.success ? { state: 'completed', result: r.data } : { state: 'failed', reason: 'the runner returned no result' };
+      },
+      failed: (_jobId, reason) => ({ state: /^cancelled/.test(reason) ? 'cancelled' : 'failed', reason }),
+      removed: async (jobId) => {
+        const flag = await this.queue.cancelFlag(jobId);
+        return { state: 'cancelled', reason: flag ? cancelledLine(flag) : 'cancelled before it started' };
+      },
+      catchUp: (jobId, entry) => this.catchUp(jobId, entry),
+      finish,
+      announce,
     });
-    this.events.on('completed', ({ jobId, returnvalue }) => {
-      const r = TrainResult.safeParse(typeof returnvalue === 'string' ? parseJsonOrNull(returnvalue) : returnvalue);
-      if (r.success) void this.end(jobId, { state: 'completed', result: r.data });
-      else void this.end(jobId, { state: 'failed', reason: 'the runner returned no result' });
-    });
-    this.events.on('failed', ({ jobId, failedReason }) => {
-      void this.end(jobId, { state: /^cancelled/.test(failedReason) ? 'cancelled' : 'failed', reason: failedReason });
-    });
-    this.events.on('removed', ({ jobId }) => {
-      void this.queue.cancelFlag(jobId).then((flag) =>
-        this.end(jobId, { state: 'cancelled', reason: flag ? cancelledLine(flag) : 'cancelled before it started' }),
-      );
-    });
-    this.events.on('error', connectionErrorOr((e) => log.warn('queue events', e)));
   }
 
   async ready(): Promise<void> {
-    await this.events.waitUntilReady();
+    await this.follower.ready();
   }
 
   /**
@@ -81,16 +75,12 @@ export class JobWatcher {
    * that moved on (or ended) before the follow began.
    */
   follow(jobId: string, surface: ChatSurface, ref: MessageRef, options: FollowOptions): Promise<JobOutcome> {
-    const existing = this.followed.get(jobId);
-    if (existing) return existing.outcome;
-    let settle!: (o: JobOutcome) => void;
-    const outcome = new Promise<JobOutcome>((resolve) => (settle = resolve));
-    const header = jobHeader(jobId, options.data);
-    const interval = Math.max(options.intervalMs ?? surface.editIntervalMs, surface.minEditIntervalMs);
-    const live = new LiveMessage(surface, ref, `${header}\n${options.status}`, interval);
-    this.followed.set(jobId, { live, surface, ref, header, data: options.data, noticesShown: 0, settle, outcome });
-    void this.catchUp(jobId);
-    return outcome;
+    return this.follower.follow(jobId, () => {
+      const header = jobHeader(jobId, options.data);
+      const interval = Math.max(options.intervalMs ?? surface.editIntervalMs, surface.minEditIntervalMs);
+      const live = new LiveMessage(surface, ref, `${header}\n${options.status}`, interval);
+      return { live, surface, ref, header, data: options.data, noticesShown: 0 };
+    });
   }
 
   /**
@@ -102,87 +92,79 @@ export class JobWatcher {
     const resumed: string[] = [];
     for (const job of await this.queue.pending()) {
       const { origin } = job.data;
-      if (origin.platform !== surface.platform || !origin.messageId || this.followed.has(job.id)) continue;
+      if (origin.platform !== surface.platform || !origin.messageId || this.follower.has(job.id)) continue;
       const status = job.progress ? progressLine(job.id, job.progress) : '🕒 waiting for a runner';
       void this.follow(job.id, surface, { channelId: origin.channelId, id: origin.messageId }, { data: job.data, status, intervalMs });
       resumed.push(job.id);
     }
     // and those whose last edit never came: they ended while no bot process was up
-    for (const { id, data, ref } of await this.unfinished.of(this.queue.queue, TrainJobData, surface.platform, this.followed)) {
+    for (const { id, data, ref } of await this.follower.unfinished.of(this.queue.queue, TrainJobData, surface.platform, this.follower)) {
       void this.follow(id, surface, ref, { data, status: '…', intervalMs });
       resumed.push(id);
     }
     return resumed;
   }
 
-  /**
-   * Stores the job's message id with it, so a restarted bot edits the same message, and marks the message as not
-   * yet ended: the mark goes with its last edit, and a bot that starts while it is there makes that edit.
-   */
+  /** Stores the job's message id with it (Follower.remember): a restarted bot edits the same message. */
   remember(job: Job, ref: MessageRef): Promise<void> {
-    return this.unfinished.remember(job, ref);
+    return this.follower.remember(job, ref);
   }
 
   /** Jobs this process follows that have not ended. */
   get following(): string[] {
-    return [...this.followed.keys()];
+    return this.follower.following;
   }
 
-  async settled(): Promise<void> {
-    await Promise.all([...this.followed.values()].map((f) => f.outcome));
+  settled(): Promise<void> {
+    return this.follower.settled();
   }
 
-  async close(): Promise<void> {
-    await this.events.close();
+  close(): Promise<void> {
+    return this.follower.close();
   }
 
-  private async catchUp(jobId: string): Promise<void> {
+  private async catchUp(jobId: string, entry: Entry): Promise<JobOutcome | undefined> {
     try {
       const view = await this.queue.view(jobId);
-      if (view.state === 'completed' && view.result) await this.end(jobId, { state: 'completed', result: view.result });
-      else if (view.state === 'failed' || view.state === 'cancelled') {
-        await this.end(jobId, { state: view.state, reason: view.failedReason ?? 'failed' });
-      } else if (view.progress) this.show(jobId, view.progress);
+      if (view.state === 'completed' && view.result) return { state: 'completed', result: view.result };
+      if (view.state === 'failed' || view.state === 'cancelled') return { state: view.state, reason: view.failedReason ?? 'failed' };
+      if (view.progress) show(jobId, entry, view.progress);
+      return undefined;
     } catch (e) {
       const flag = await this.queue.cancelFlag(jobId).catch(() => null);
-      if (flag) await this.end(jobId, { state: 'cancelled', reason: cancelledLine(flag) });
-      else log.debug(`catch-up of job ${jobId}: ${(e as Error).message}`);
+      if (flag) return { state: 'cancelled', reason: cancelledLine(flag) };
+      throw e;
     }
   }
+}
 
-  /** A progress update: the status line, and once each, the run's notices (a dataset smaller than asked for). */
-  private show(jobId: string, progress: TrainProgress): void {
-    const f = this.followed.get(jobId);
-    if (!f) return;
-    for (const notice of progress.notices.slice(f.noticesShown)) {
-      void f.surface.post(f.ref.channelId, noticeLine(jobId, notice)).catch((e) => log.warn('could not post a notice', e));
-    }
-    f.noticesShown = Math.max(f.noticesShown, progress.notices.length);
-    f.live.update(`${f.header}\n${progressLine(jobId, progress)}`);
+/** A progress update: the status line, and once each, the run's notices (a dataset smaller than asked for). */
+function show(jobId: string, f: Entry, progress: TrainProgress): void {
+  for (const notice of progress.notices.slice(f.noticesShown)) {
+    void f.surface.post(f.ref.channelId, noticeLine(jobId, notice)).catch((e) => log.warn('could not post a notice', e));
   }
+  f.noticesShown = Math.max(f.noticesShown, progress.notices.length);
+  f.live.update(`${f.header}\n${progressLine(jobId, progress)}`);
+}
 
-  private async end(jobId: string, outcome: JobOutcome): Promise<void> {
-    const f = this.followed.get(jobId);
-    if (!f) return;
-    this.followed.delete(jobId);
-    const line = outcome.state === 'completed' ? finishedLine(jobId, outcome.result) : failedLine(jobId, outcome.reason);
-    const text = `${f.header}\n${line}`;
-    const { finish } = f.surface;
-    if (outcome.state === 'completed' && outcome.result.losses.length > 0 && finish) {
-      const png = renderLossCurve(outcome.result.losses, outcome.result.firstStep);
-      const file = { name: `loss-curve-job-${jobId}.png`, data: png, title: `Loss curve of ${outcome.result.modelName}` };
-      await f.live.finish(text, (t) => finish.call(f.surface, f.ref, t, file));
-    } else {
-      await f.live.finish(text);
-    }
-    // Shown: a bot process that starts later leaves this message alone.
-    await this.unfinished.finished(jobId);
-    // An edit notifies nobody: whoever asked hears of the end through a new message that mentions them.
-    const { requestedBy } = f.data;
-    if (f.surface.mention && requestedBy.platform === f.surface.platform) {
-      const short = outcome.state === 'completed' ? `job ${jobId} is done: \`${outcome.result.modelName}\`` : `job ${jobId} ${outcome.state === 'cancelled' ? 'was cancelled' : 'failed'}`;
-      await f.surface.post(f.ref.channelId, `${f.surface.mention(requestedBy.id)} ${short}`, { ping: requestedBy.id }).catch((e) => log.warn('could not notify the requester', e));
-    }
-    f.settle(outcome);
+/** The last edit: the result or the failure, with the loss curve attached where the platform can. */
+async function finish(jobId: string, f: Entry, outcome: JobOutcome): Promise<void> {
+  const line = outcome.state === 'completed' ? finishedLine(jobId, outcome.result) : failedLine(jobId, outcome.reason);
+  const text = `${f.header}\n${line}`;
+  const { finish } = f.surface;
+  if (outcome.state === 'completed' && outcome.result.losses.length > 0 && finish) {
+    const png = renderLossCurve(outcome.result.losses, outcome.result.firstStep);
+    const file = { name: `loss-curve-job-${jobId}.png`, data: png, title: `Loss curve of ${outcome.result.modelName}` };
+    await f.live.finish(text, (t) => finish.call(f.surface, f.ref, t, file));
+  } else {
+    await f.live.finish(text);
   }
+}
+
+/** An edit notifies nobody: whoever asked hears of the end through a new message that mentions them. */
+async function announce(jobId: string, f: Entry, outcome: JobOutcome): Promise<void> {
+  const { requestedBy } = f.data;
+  if (!f.surface.mention || requestedBy.platform !== f.surface.platform) return;
+  const short = outcome.state === 'completed' ? `job ${jobId} is done: \`${outcome.result.modelName}\`` : `job ${jobId} ${outcome.state === 'cancelled' ? 'was cancelled' : 'failed'}`;
+  await f.surface.post(f.ref.channelId, `${f.surface.mention(requestedBy.id)} ${short}`, { ping: requestedBy.id }).catch((e) => log.warn('could not notify the requester', e));
 }
