@@ -70,7 +70,7 @@ export class InferenceProcess {
     await this.start();
     const id = String(this.nextId++);
     const done = new Promise<Done>((resolve, reject) => this.pending.set(id, { onToken, resolve, reject }));
-    this.child!.stdin!.write(JSON.stringify({ id, max_new_tokens: this.config.askMaxNewTokens, ...request }) + '\n');
+    this.child!.stdin!.write(`${JSON.stringify({ id, max_new_tokens: this.config.askMaxNewTokens, ...request })}\n`);
     return done;
   }
 

@@ -39,7 +39,10 @@ export class Presence {
 
   /** Probes the device, then claims a name: the GPU's name gives the class that jobs may ask for. */
   static async claim(config: Config, connection: Redis): Promise<Presence> {
-    const modelsId = await modelsFolderId(config.modelsDir).catch((e: Error) => (log.warn(`the models folder ${config.modelsDir} has no readable id: ${e.message}`), null));
+    const modelsId = await modelsFolderId(config.modelsDir).catch((e: Error) => {
+      log.warn(`the models folder ${config.modelsDir} has no readable id: ${e.message}`);
+      return null;
+    });
     const device = await probeDevice(config.trainerBackend, config.gpuId);
     // One GPU, however many workers are pinned to it, trains JOBS_PER_GPU jobs at once. The CPU backend without GPU_ID
     // has no GPU to share. `host/gpuN` is also the worker's name (a second process on the GPU: `host/gpuN#2`).

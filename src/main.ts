@@ -53,7 +53,10 @@ async function main(): Promise<number> {
     return 0;
   })();
   const deadline = new Promise<number>((resolve) =>
-    setTimeout(() => (log.warn(`not stopped after ${SHUTDOWN_DEADLINE_MS / 1000} s (is Redis gone?): exiting anyway`), resolve(1)), SHUTDOWN_DEADLINE_MS).unref(),
+    setTimeout(() => {
+      log.warn(`not stopped after ${SHUTDOWN_DEADLINE_MS / 1000} s (is Redis gone?): exiting anyway`);
+      resolve(1);
+    }, SHUTDOWN_DEADLINE_MS).unref(),
   );
   return Promise.race([stopped, deadline]);
 }

@@ -34,7 +34,10 @@ export interface Bot extends BotServices {
 export async function resumeMessages(bot: BotServices, surface: ChatSurface): Promise<void> {
   const resumed = await bot.watcher.resume(surface, bot.config.progressEditIntervalMs);
   if (resumed.length) log.info(`${surface.platform}: editing the messages of jobs ${resumed.join(', ')} again`);
-  const asks = await bot.asks.resume(surface, bot.config.progressEditIntervalMs).catch((e) => (log.warn('could not look for unfinished asks', e), []));
+  const asks = await bot.asks.resume(surface, bot.config.progressEditIntervalMs).catch((e) => {
+    log.warn('could not look for unfinished asks', e);
+    return [];
+  });
   if (asks.length) log.info(`${surface.platform}: finishing the messages of asks ${asks.join(', ')}`);
 }
 

@@ -127,7 +127,7 @@ function wordsAt(text: string): { word: string; at: number }[] {
 export function usage(command: CommandSpec, handler?: Handler): string {
   const opts = (handler?.options ?? command.options ?? []).map((o) => (o.required ? `<${o.name}>` : o.named ? `[${o.name}=…]` : `[${o.name}]`));
   const sub = handler && command.subcommands ? ` ${handler.name}` : '';
-  return `/${command.name}${sub}${opts.length ? ' ' + opts.join(' ') : ''}`;
+  return `/${command.name}${sub}${opts.length ? ` ${opts.join(' ')}` : ''}`;
 }
 
 /** "a profile", "an action". */

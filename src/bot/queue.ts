@@ -1,5 +1,5 @@
 /** The bot's side of the training queue: add, look up, list and cancel jobs. Redis is the only state. */
-import { Job, Queue, UnrecoverableError } from 'bullmq';
+import { type Job, Queue, UnrecoverableError } from 'bullmq';
 import { RELEASE_IF_HOLDER } from '../shared/redis.ts';
 import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';

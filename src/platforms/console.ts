@@ -75,7 +75,7 @@ export class ConsoleChat implements ChatSurface {
     const lines = plain(text).split('\n');
     this.shown.set(ref.id, lines);
     if (this.options.tty && this.lastRef === ref.id) {
-      this.options.output.write(`\x1b[${this.lastHeight}A` + lines.map((l) => `\r\x1b[2K${l}\n`).join(''));
+      this.options.output.write(`\x1b[${this.lastHeight}A${lines.map((l) => `\r\x1b[2K${l}\n`).join('')}`);
       this.lastHeight = lines.length;
       return;
     }
@@ -87,7 +87,7 @@ export class ConsoleChat implements ChatSurface {
   }
 
   private print(id: string, lines: string[]): void {
-    this.options.output.write(lines.join('\n') + '\n');
+    this.options.output.write(`${lines.join('\n')}\n`);
     this.lastRef = id;
     this.lastHeight = lines.length;
   }
@@ -152,7 +152,7 @@ export class ConsoleChat implements ChatSurface {
   }
 
   private write(text: string): void {
-    this.options.output.write(text + '\n');
+    this.options.output.write(`${text}\n`);
     this.lastRef = null;
   }
 }

@@ -26,7 +26,9 @@ const path = (fallback: string) =>
 const rule = z
   .string()
   .transform(parseRule)
-  .superRefine((r, ctx) => ruleProblems(r).forEach((message) => ctx.addIssue({ code: 'custom', message })));
+  .superRefine((r, ctx) => {
+    for (const message of ruleProblems(r)) ctx.addIssue({ code: 'custom', message });
+  });
 
 const EnvSchema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),

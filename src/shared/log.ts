@@ -4,7 +4,7 @@ const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 
 
 let threshold: Level = 'warn';
 let secrets: string[] = [];
-let sink: (line: string) => void = (line) => process.stderr.write(line + '\n');
+let sink: (line: string) => void = (line) => process.stderr.write(`${line}\n`);
 
 export function configureLog(options: { level?: Level; secrets?: string[]; sink?: (line: string) => void }): void {
   if (options.level) threshold = options.level;

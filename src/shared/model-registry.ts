@@ -1,4 +1,5 @@
 /** Reads models/: the trained adapters, their facts from training_info.txt, and which one `latest` points at. */
+import type { Dirent } from 'node:fs';
 import { link, lstat, mkdir, readdir, readFile, readlink, rename, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -251,7 +252,7 @@ export class ModelRegistry {
 
   /** The model folders in `dir` (models/ or archive/), newest first; `latest`: the name latest points at. */
   private async read(dir: string, latest: string | null): Promise<ModelEntry[]> {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (e) {

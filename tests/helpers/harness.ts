@@ -56,7 +56,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     app,
     modelsDir,
     lines,
-    type: (line) => void input.write(line + '\n'),
+    type: (line) => void input.write(`${line}\n`),
     async waitFor(pattern, timeoutMs = 60_000, from = 0) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {

@@ -249,7 +249,9 @@ export async function runLoad(stack: LoadStack, userCount: number, timeoutMs = 6
   const sent: Sent[] = [];
   const started = performance.now();
   for (let round = 0; round < Math.max(...plans.map((p) => p.length)); round++) {
-    users.forEach((u, i) => plans[i]![round] && sent.push(send(stack, u, plans[i]![round]!)));
+    users.forEach((u, i) => {
+      if (plans[i]![round]) sent.push(send(stack, u, plans[i]![round]!));
+    });
   }
   const answers = new Answers(stack);
   const cancelSent = new Set<LoadUser>();

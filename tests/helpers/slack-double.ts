@@ -77,7 +77,9 @@ export class SlackDouble {
       ws.send(JSON.stringify({ type: 'hello', num_connections: 1, debug_info: { host: 'double', approximate_connection_time: 3600 }, connection_info: { app_id: 'A0TEST' } }));
       this.resolveConnected();
     });
-    this.pinger = setInterval(() => this.sockets.forEach((ws) => ws.ping()), 5_000);
+    this.pinger = setInterval(() => {
+      for (const ws of this.sockets) ws.ping();
+    }, 5_000);
     this.server.listen(0, '127.0.0.1');
     await once(this.server, 'listening');
     this.port = (this.server.address() as { port: number }).port;

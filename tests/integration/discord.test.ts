@@ -198,7 +198,7 @@ describe('Discord', () => {
     const { token } = double.slash('train', 'standard', {}, ADA);
     const msg = await until('progress', () => {
       const m = double.original(token);
-      return m && m.history.some((h) => /\d+\/200/.test(h.content)) && m;
+      return m?.history.some((h) => /\d+\/200/.test(h.content)) && m;
     }, 60_000);
     // while the interaction token is good, progress goes through its webhook
     expect(msg.history.filter((h) => /\d+\/200/.test(h.content)).every((h) => h.via === 'webhook')).toBe(true);

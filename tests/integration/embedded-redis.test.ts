@@ -114,7 +114,7 @@ describe('startEmbeddedRedis', () => {
     expect(await withClient(second.url, (r) => r.mget('kept', 'cut'))).toEqual(['yes', null]);
     await second.stop();
 
-    await writeFile(incr, (await readFile(incr, 'utf8')) + 'garbage\r\n');
+    await writeFile(incr, `${await readFile(incr, 'utf8')}garbage\r\n`);
     const error = await startEmbeddedRedis({ dir }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(EmbeddedRedisError);
     expect((error as Error).message).toContain(`would not start on the data kept in ${dir}`);
@@ -147,7 +147,7 @@ function bot(redisDir: string, modelsDir: string) {
     child: child as ResultPromise,
     out: () => out,
     err: () => err,
-    type: (...lines: string[]) => void child.stdin!.write(lines.map((l) => l + '\n').join('')),
+    type: (...lines: string[]) => void child.stdin!.write(lines.map((l) => `${l}\n`).join('')),
     /** Waits until the console has printed a line matching `pattern`. */
     async answer(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
       const deadline = Date.now() + timeoutMs;

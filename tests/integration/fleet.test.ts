@@ -190,7 +190,9 @@ describe('two runner processes pinned to the same GPU', () => {
     const env = runnerEnv(h, { GPU_ID: '0', RUNNER_HOST: 'box-b', JOBS_PER_GPU: String(perGpu) });
     const a = runnerProcess(env);
     const b = runnerProcess(env);
-    cleanups.push(async () => [a, b].forEach((r) => r.child.kill('SIGKILL')));
+    cleanups.push(async () => {
+      for (const r of [a, b]) r.child.kill('SIGKILL');
+    });
     await Promise.all([a.ready(), b.ready()]);
     return { h, a, b };
   }

@@ -67,7 +67,7 @@ describe('/models promote, archive, compare and info', () => {
     expect(out).toContain(`Comparing 🔵 ${a} | 🟠 ${b}`);
     expect(out).toMatch(/≠ lora_r: 8 \| 4/);
     expect(out).toMatch(/≠ status: succeeded \| failed/);
-    expect(out).toMatch(/  profile: quick_test \| quick_test/);
+    expect(out).toMatch(/ {2}profile: quick_test \| quick_test/);
     expect((await say(`/models compare ${a} ${a}`))[0]).toMatch(/^⚠️ that is .* twice; name two different models/);
   });
 

@@ -52,6 +52,7 @@ describe('/train options', () => {
     ['standard abc', /unknown scheduler 'abc'/],
     ['standard r=', /r needs a value/],
     ['cancel', /job is required/],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion a user might type, not a template
     ['standard scheduler=$(rm${IFS}-rf)', /unknown scheduler '\$\(rm\$\{IFS\}-rf\)'/],
   ])('refuses "/train %s" with one line that says what is allowed', (text, message) => {
     let error: Error | undefined;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/shared/config.ts';
+import { type ConfigError, loadConfig } from '../../src/shared/config.ts';
 import { configureLog, logger, redact } from '../../src/shared/log.ts';
 
 describe('settings', () => {
@@ -32,6 +32,6 @@ describe('settings', () => {
     expect(lines.join('\n')).not.toContain('s3cret-pass');
     expect(lines.join('\n')).toContain('redis://:***@queue:6379/0');
     expect(redact('rediss://user:pw@h:1')).toBe('rediss://user:***@h:1');
-    configureLog({ secrets: [], sink: (l) => process.stderr.write(l + '\n'), level: 'warn' });
+    configureLog({ secrets: [], sink: (l) => process.stderr.write(`${l}\n`), level: 'warn' });
   });
 });

@@ -1,5 +1,6 @@
 /** /train <profile> [r] [scheduler] queues a LoRA run; /train status [job] and /train cancel <job> follow it up. */
 import { defineCommand, type CommandContext, type Handler, type OptionSpec } from '../command-kit.ts';
+import type { MessageRef } from '../surface.ts';
 import { InvalidInput, UserError } from '../../shared/errors.ts';
 import { jobHeader, jobStatus, queuedLine } from '../format.ts';
 import { cancelledLine, type CancelFlag, type TrainJobData } from '../../shared/jobs.ts';
@@ -70,7 +71,7 @@ async function queueTraining(profile: string, ctx: CommandContext, args: Record<
   });
   const status = `${queuedLine(job.id!, position, running)}${live ? '' : ' · ⚠️ every runner it may run on is silent: it waits for one to come back'}`;
   // one message per job: this header, and under it a status line that keeps itself up to date
-  let ref;
+  let ref: MessageRef;
   try {
     ref = await ctx.reply(`${jobHeader(job.id!, data)}\n${status}`);
   } catch (e) {

@@ -31,7 +31,8 @@ export function applicationCommand(c: CommandSpec) {
 }
 
 /** The parts of a registered command that we set, in one shape, so ours and Discord's compare equal when unchanged. */
-function normalise(x: any): unknown {
+// biome-ignore lint/suspicious/noExplicitAny: Discord's JSON or ours, read field by field into one shape
+function normalise(x: any): { name: string; [field: string]: unknown } {
   return {
     type: x.type ?? 1,
     name: x.name,
@@ -40,7 +41,7 @@ function normalise(x: any): unknown {
     min_value: x.min_value,
     max_value: x.max_value,
     autocomplete: x.autocomplete ?? false,
-    choices: (x.choices ?? []).map((c: any) => [c.name, c.value]),
+    choices: (x.choices ?? []).map((c: { name: string; value: unknown }) => [c.name, c.value]),
     options: (x.options ?? []).map(normalise),
   };
 }
@@ -50,7 +51,7 @@ export async function registerCommands(rest: REST, applicationId: string, guildI
   const route = guildId ? Routes.applicationGuildCommands(applicationId, guildId) : Routes.applicationCommands(applicationId);
   const wanted = commands.map(applicationCommand);
   const current = (await rest.get(route)) as unknown[];
-  const key = (list: unknown[]) => JSON.stringify(list.map(normalise).sort((a: any, b: any) => a.name.localeCompare(b.name)));
+  const key = (list: unknown[]) => JSON.stringify(list.map(normalise).sort((a, b) => a.name.localeCompare(b.name)));
   if (key(current) === key(wanted)) return false;
   await rest.put(route, { body: wanted });
   return true;

@@ -173,7 +173,10 @@ export class SlackChat implements ChatSurface {
     if (!this.groupsCache || Date.now() - this.groupsCache.at > GROUPS_CACHE_MS) {
       const members = new Map<string, Set<string>>();
       for (const g of groups) {
-        const res = await this.app.client.usergroups.users.list({ usergroup: g }).catch((e) => (log.warn(`user group ${g}`, e), { users: [] }));
+        const res = await this.app.client.usergroups.users.list({ usergroup: g }).catch((e) => {
+          log.warn(`user group ${g}`, e);
+          return { users: [] };
+        });
         members.set(g, new Set(res.users ?? []));
       }
       this.groupsCache = { at: Date.now(), members };
