@@ -19,7 +19,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const redis = await startEmbeddedRedis();
 const modelsDir = await mkdtemp(join(tmpdir(), 'bench-asks-'));
-const config = loadConfig({ REDIS_URL: redis.url, QUEUE_PREFIX: 'benchasks', MODELS_DIR: modelsDir, PYTHON: join(REPO_ROOT, '.venv/bin/python') });
+const config = loadConfig({
+  REDIS_URL: redis.url,
+  QUEUE_PREFIX: 'benchasks',
+  MODELS_DIR: modelsDir,
+  PYTHON: join(REPO_ROOT, '.venv/bin/python'),
+});
 const runnerConn = connectRedis(redis.url);
 const botConn = connectRedis(redis.url);
 const runner = await startRunner({ config, connection: runnerConn });
@@ -58,11 +63,15 @@ async function round(concurrency: number) {
 
 try {
   await queue.add('ask', ask(0)).then((j) => j.waitUntilFinished(events, 120_000)); // starts the worker, loads the model
-  console.log(`/ask through the queue to one runner's resident worker, ${ASKS} asks per row, tiny gpt-oss on the CPU (${cpus().length} × ${cpus()[0]?.model}); max_new_tokens 256`);
+  console.log(
+    `/ask through the queue to one runner's resident worker, ${ASKS} asks per row, tiny gpt-oss on the CPU (${cpus().length} × ${cpus()[0]?.model}); max_new_tokens 256`,
+  );
   console.log('at once   asks/s   median latency   max latency');
   for (const c of [1, 4, 16]) {
     const r = await round(c);
-    console.log(`${String(c).padStart(7)} ${r.perSecond.toFixed(2).padStart(8)} ${(r.median / 1000).toFixed(2).padStart(14)} s ${(r.max / 1000).toFixed(2).padStart(11)} s`);
+    console.log(
+      `${String(c).padStart(7)} ${r.perSecond.toFixed(2).padStart(8)} ${(r.median / 1000).toFixed(2).padStart(14)} s ${(r.max / 1000).toFixed(2).padStart(11)} s`,
+    );
   }
   console.log(`inference worker started ${runner.inference.starts} time(s)`);
 } finally {

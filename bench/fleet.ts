@@ -26,7 +26,8 @@ const ROUNDS = Number(process.argv[4] ?? 2);
 const QUEUE_ONLY_JOBS = Number(process.argv[5] ?? 200);
 const QUEUE_ONLY_COUNTS = (process.argv[6] ?? '1,2,4').split(',').map(Number);
 const CORES = cpus().length;
-const gapText = (gaps: number[]) => (gaps.length ? `median ${median(gaps)} ms, max ${Math.max(...gaps)} ms` : '— (one job per runner)');
+const gapText = (gaps: number[]) =>
+  gaps.length ? `median ${median(gaps)} ms, max ${Math.max(...gaps)} ms` : '— (one job per runner)';
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -34,10 +35,21 @@ function median(xs: number[]): number {
 }
 
 const redis = await startEmbeddedRedis();
-const request: TrainJobData = { profile: 'quick_test', requestedBy: { id: 'bench', name: 'bench', platform: 'console' }, origin: { platform: 'console', channelId: 'bench' } };
+const request: TrainJobData = {
+  profile: 'quick_test',
+  requestedBy: { id: 'bench', name: 'bench', platform: 'console' },
+  origin: { platform: 'console', channelId: 'bench' },
+};
 let arms = 0;
 
-interface Arm { kind: 'training' | 'queue only'; runners: number; jobs: number; wallS: number; jobsPerHour: number; gapsMs: number[] }
+interface Arm {
+  kind: 'training' | 'queue only';
+  runners: number;
+  jobs: number;
+  wallS: number;
+  jobsPerHour: number;
+  gapsMs: number[];
+}
 
 async function arm(kind: Arm['kind'], n: number, jobs: number): Promise<Arm> {
   const prefix = `benchfleet${++arms}`;
@@ -50,7 +62,16 @@ async function arm(kind: Arm['kind'], n: number, jobs: number): Promise<Arm> {
   for (let i = 0; i < n; i++) {
     const conn = connectRedis(redis.url);
     conns.push(conn);
-    const config = loadConfig({ REDIS_URL: redis.url, QUEUE_PREFIX: prefix, MODELS_DIR: modelsDir, PYTHON: python, TRAINER_BACKEND: 'cpu', GPU_ID: String(i), RUNNER_HOST: 'bench', LOG_LEVEL: 'warn' });
+    const config = loadConfig({
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX: prefix,
+      MODELS_DIR: modelsDir,
+      PYTHON: python,
+      TRAINER_BACKEND: 'cpu',
+      GPU_ID: String(i),
+      RUNNER_HOST: 'bench',
+      LOG_LEVEL: 'warn',
+    });
     runners.push(await startRunner({ config, connection: conn }));
   }
   const botConn = connectRedis(redis.url);
@@ -60,7 +81,10 @@ async function arm(kind: Arm['kind'], n: number, jobs: number): Promise<Arm> {
   for (let i = 0; i < jobs; i++) await queue.add(request);
   for (;;) {
     const c = await queue.queue.getJobCounts('completed', 'failed');
-    if (c.failed) throw new Error(`${c.failed} job(s) failed in the ${kind} arm: ${(await queue.queue.getJobs(['failed']))[0]?.failedReason}`);
+    if (c.failed)
+      throw new Error(
+        `${c.failed} job(s) failed in the ${kind} arm: ${(await queue.queue.getJobs(['failed']))[0]?.failedReason}`,
+      );
     if (c.completed === jobs) break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -73,13 +97,20 @@ async function arm(kind: Arm['kind'], n: number, jobs: number): Promise<Arm> {
     const who = p.success ? (p.data.runner ?? '?') : '?';
     byRunner.set(who, [...(byRunner.get(who) ?? []), { start: j.processedOn!, end: j.finishedOn! }]);
   }
-  const gapsMs = [...byRunner.values()].flatMap((js) => js.sort((a, b) => a.start - b.start).slice(1).map((j, i) => j.start - js[i]!.end));
+  const gapsMs = [...byRunner.values()].flatMap((js) =>
+    js
+      .sort((a, b) => a.start - b.start)
+      .slice(1)
+      .map((j, i) => j.start - js[i]!.end),
+  );
   for (const r of runners) await r.close();
   await queue.close();
   for (const c of [...conns, botConn]) await closeRedis(c);
   await rm(modelsDir, { recursive: true, force: true });
   const result = { kind, runners: n, jobs, wallS, jobsPerHour: (jobs / wallS) * 3600, gapsMs };
-  console.log(`${kind.padEnd(10)} ${n} runner(s): ${jobs} jobs in ${wallS.toFixed(1)} s = ${Math.round(result.jobsPerHour)} jobs/h; gap between jobs ${gapText(gapsMs)}; jobs per runner ${[...byRunner.values()].map((js) => js.length).join('/')}`);
+  console.log(
+    `${kind.padEnd(10)} ${n} runner(s): ${jobs} jobs in ${wallS.toFixed(1)} s = ${Math.round(result.jobsPerHour)} jobs/h; gap between jobs ${gapText(gapsMs)}; jobs per runner ${[...byRunner.values()].map((js) => js.length).join('/')}`,
+  );
   return result;
 }
 
@@ -88,7 +119,9 @@ try {
   await arm('training', 1, 1); // warm-up: builds the tiny model, fills the OS caches; not counted
   for (let round = 0; round < ROUNDS; round++) for (const n of COUNTS) results.push(await arm('training', n, JOBS));
   for (const n of QUEUE_ONLY_COUNTS) results.push(await arm('queue only', n, QUEUE_ONLY_JOBS));
-  console.log(`\n${CORES} × ${cpus()[0]?.model.trim()}; training arms alternate, ${ROUNDS} rounds of ${JOBS} quick_test jobs`);
+  console.log(
+    `\n${CORES} × ${cpus()[0]?.model.trim()}; training arms alternate, ${ROUNDS} rounds of ${JOBS} quick_test jobs`,
+  );
   console.log('| arm | runners | jobs/hour (median of rounds) | vs 1 runner | gap between jobs on one runner |');
   console.log('| --- | --- | --- | --- | --- |');
   for (const kind of ['training', 'queue only'] as const) {
@@ -97,7 +130,9 @@ try {
       const rs = results.filter((r) => r.kind === kind && r.runners === n);
       const jph = median(rs.map((r) => r.jobsPerHour));
       const gaps = rs.flatMap((r) => r.gapsMs);
-      console.log(`| ${kind} | ${n} | ${Math.round(jph)} (${rs.map((r) => Math.round(r.jobsPerHour)).join(', ')}) | ${(jph / one).toFixed(2)}× | ${gapText(gaps)} |`);
+      console.log(
+        `| ${kind} | ${n} | ${Math.round(jph)} (${rs.map((r) => Math.round(r.jobsPerHour)).join(', ')}) | ${(jph / one).toFixed(2)}× | ${gapText(gaps)} |`,
+      );
     }
   }
 } finally {

@@ -18,7 +18,8 @@ import { cancelAll, MAX_QUEUED, p50, p99, runLoad, startLoadStack, type LoadResu
 const direct = process.argv.includes('--direct');
 const sizes = (process.argv.slice(2).find((a) => !a.startsWith('--')) ?? '100,300,1000').split(',').map(Number);
 const ms = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '-');
-const perSecond = (r: LoadResult, p: 'discord' | 'slack') => (r.sent.filter((s) => s.user.platform === p).length / (r.platformSpanMs[p] / 1000)).toFixed(0);
+const perSecond = (r: LoadResult, p: 'discord' | 'slack') =>
+  (r.sent.filter((s) => s.user.platform === p).length / (r.platformSpanMs[p] / 1000)).toFixed(0);
 
 const redis = await startEmbeddedRedis();
 const rows: string[][] = [];
@@ -44,7 +45,9 @@ try {
       }
       notes.push(
         `${r.commands} commands from ${r.users} users, ${(r.commands / (r.spanMs / 1000)).toFixed(0)} commands/s in all: /train ${r.accepted} queued, ${r.refused} refused at the limit, ${r.cancelled} cancelled; ` +
-          (problems.length ? `${problems.length} PROBLEMS: ${problems.slice(0, 5).join('; ')}` : 'no job lost, none duplicated, every command answered rightly, the queue empty after the cancels'),
+          (problems.length
+            ? `${problems.length} PROBLEMS: ${problems.slice(0, 5).join('; ')}`
+            : 'no job lost, none duplicated, every command answered rightly, the queue empty after the cancels'),
       );
       console.error(notes.at(-1));
     } finally {
@@ -53,7 +56,9 @@ try {
     }
   }
   const head = ['commands', 'platform', 'commands/s', 'defer/ack p50 / p99 (ms)', 'max', 'answer p50 / p99 (ms)'];
-  console.log(`${cpus().length} × ${cpus()[0]?.model}, Node ${process.version}; ${direct ? 'HTTP straight to the doubles' : 'HTTP through the relays'}; MAX_QUEUED_PER_USER ${MAX_QUEUED}`);
+  console.log(
+    `${cpus().length} × ${cpus()[0]?.model}, Node ${process.version}; ${direct ? 'HTTP straight to the doubles' : 'HTTP through the relays'}; MAX_QUEUED_PER_USER ${MAX_QUEUED}`,
+  );
   console.log(`| ${head.join(' | ')} |\n| ${head.map(() => '---').join(' | ')} |`);
   for (const row of rows) console.log(`| ${row.join(' | ')} |`);
   console.log(notes.join('\n'));

@@ -26,7 +26,13 @@ const sec = (t0: number) => (performance.now() - t0) / 1000;
 
 const redis = await startEmbeddedRedis();
 const modelsDir = await mkdtemp(join(tmpdir(), 'bench-overhead-'));
-const config = loadConfig({ PYTHON: join(REPO_ROOT, '.venv/bin/python'), ...process.env, REDIS_URL: redis.url, QUEUE_PREFIX: 'benchoverhead', MODELS_DIR: modelsDir });
+const config = loadConfig({
+  PYTHON: join(REPO_ROOT, '.venv/bin/python'),
+  ...process.env,
+  REDIS_URL: redis.url,
+  QUEUE_PREFIX: 'benchoverhead',
+  MODELS_DIR: modelsDir,
+});
 const runnerConn = connectRedis(redis.url);
 const botConn = connectRedis(redis.url);
 const runner = await startRunner({ config, connection: runnerConn });
@@ -37,7 +43,11 @@ const request: TrainJobData = {
   origin: { platform: 'console', channelId: 'bench' },
 };
 
-interface Run { arm: 'direct' | 'runner'; firstStepS: number; totalS: number }
+interface Run {
+  arm: 'direct' | 'runner';
+  firstStepS: number;
+  totalS: number;
+}
 const record = (r: Run) => {
   if (process.env.BENCH_OUT) appendFileSync(process.env.BENCH_OUT, `${JSON.stringify(r)}\n`);
   console.log(`${r.arm.padEnd(6)} first step ${r.firstStepS.toFixed(2)} s, done ${r.totalS.toFixed(2)} s`);
@@ -51,7 +61,11 @@ async function direct(): Promise<Run> {
   const child = execa(config.python, ['-u', TRAINER_SCRIPT, ...trainerArgs(config, request, 'direct')], {
     cwd: REPO_ROOT,
     reject: false,
-    env: { PYTHONUNBUFFERED: '1', TOKENIZERS_PARALLELISM: 'false', TRAINER_LOAD_IN_4BIT: config.trainerLoadIn4bit ? '1' : '0' },
+    env: {
+      PYTHONUNBUFFERED: '1',
+      TOKENIZERS_PARALLELISM: 'false',
+      TRAINER_LOAD_IN_4BIT: config.trainerLoadIn4bit ? '1' : '0',
+    },
   });
   for await (const line of child) {
     if (Number.isNaN(firstStepS) && line.includes('"type": "step"')) firstStepS = sec(t0);
@@ -87,10 +101,18 @@ try {
     q.push(await throughRunner());
   }
   const m = (rs: Run[], k: 'firstStepS' | 'totalS') => median(rs.map((r) => r[k]));
-  console.log(`quick_test, backend ${config.trainerBackend}, base ${config.baseModel}, ${RUNS} runs each, alternating (${cpus().length} × ${cpus()[0]?.model})`);
-  console.log(`train.py directly     first step median ${m(d, 'firstStepS').toFixed(2)} s   done median ${m(d, 'totalS').toFixed(2)} s   runs ${d.map((x) => x.totalS.toFixed(2)).join(', ')}`);
-  console.log(`through the runner    first step median ${m(q, 'firstStepS').toFixed(2)} s   done median ${m(q, 'totalS').toFixed(2)} s   runs ${q.map((x) => x.totalS.toFixed(2)).join(', ')}`);
-  console.log(`ratio (runner / direct): first step ${(m(q, 'firstStepS') / m(d, 'firstStepS')).toFixed(3)}, done ${(m(q, 'totalS') / m(d, 'totalS')).toFixed(3)}`);
+  console.log(
+    `quick_test, backend ${config.trainerBackend}, base ${config.baseModel}, ${RUNS} runs each, alternating (${cpus().length} × ${cpus()[0]?.model})`,
+  );
+  console.log(
+    `train.py directly     first step median ${m(d, 'firstStepS').toFixed(2)} s   done median ${m(d, 'totalS').toFixed(2)} s   runs ${d.map((x) => x.totalS.toFixed(2)).join(', ')}`,
+  );
+  console.log(
+    `through the runner    first step median ${m(q, 'firstStepS').toFixed(2)} s   done median ${m(q, 'totalS').toFixed(2)} s   runs ${q.map((x) => x.totalS.toFixed(2)).join(', ')}`,
+  );
+  console.log(
+    `ratio (runner / direct): first step ${(m(q, 'firstStepS') / m(d, 'firstStepS')).toFixed(3)}, done ${(m(q, 'totalS') / m(d, 'totalS')).toFixed(3)}`,
+  );
 } finally {
   await runner.close();
   await queue.close();

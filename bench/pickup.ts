@@ -34,7 +34,11 @@ function stats(ms: number[]) {
  * the worker (the moment it holds the job), not when this loop wakes up: in one process the runner's synchronous
  * spawn of the trainer would otherwise be counted as queue latency.
  */
-async function measure(add: () => Promise<void>, picked: () => Promise<number>, finished: () => Promise<void>): Promise<number[]> {
+async function measure(
+  add: () => Promise<void>,
+  picked: () => Promise<number>,
+  finished: () => Promise<void>,
+): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < JOBS + WARMUP; i++) {
     const pick = picked();
@@ -69,16 +73,29 @@ try {
   const bareQueue = new Queue('bare', { connection: bareQueueConn, prefix: 'bench' });
   const barePicked = signal();
   const bareDone = signal();
-  const bare = new Worker('bare', async () => barePicked.fire(), { connection: bareConn, prefix: 'bench', concurrency: 1 });
+  const bare = new Worker('bare', async () => barePicked.fire(), {
+    connection: bareConn,
+    prefix: 'bench',
+    concurrency: 1,
+  });
   bare.on('completed', () => bareDone.fire());
   await bare.waitUntilReady();
-  const bareMs = await measure(async () => void (await bareQueue.add('j', data, { removeOnComplete: true })), barePicked.next, async () => void (await bareDone.next()));
+  const bareMs = await measure(
+    async () => void (await bareQueue.add('j', data, { removeOnComplete: true })),
+    barePicked.next,
+    async () => void (await bareDone.next()),
+  );
   await bare.close();
   await bareQueue.close();
 
   // 2. our queue and runner
   const conn = connectRedis(redis.url);
-  const config = loadConfig({ REDIS_URL: redis.url, QUEUE_PREFIX: 'benchrun', PYTHON: join(REPO_ROOT, 'bench/fake-trainer.sh'), MODELS_DIR: '/tmp' });
+  const config = loadConfig({
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: 'benchrun',
+    PYTHON: join(REPO_ROOT, 'bench/fake-trainer.sh'),
+    MODELS_DIR: '/tmp',
+  });
   const ourPicked = signal();
   const ourDone = signal();
   const runner = await startRunner({ config, connection: conn, onJobStart: () => ourPicked.fire() });
@@ -89,7 +106,11 @@ try {
   // the bot's queue on a connection of its own, as in production, where the bot and the runner are two processes
   const botConn = connectRedis(redis.url);
   const queue = new TrainQueue(botConn, 'benchrun');
-  const ourMs = await measure(async () => void (await queue.queue.add(TRAIN_QUEUE, data, { removeOnComplete: true })), ourPicked.next, async () => void (await ourDone.next()));
+  const ourMs = await measure(
+    async () => void (await queue.queue.add(TRAIN_QUEUE, data, { removeOnComplete: true })),
+    ourPicked.next,
+    async () => void (await ourDone.next()),
+  );
   await runner.close();
   await queue.close();
   await conn.quit();

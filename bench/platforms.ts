@@ -73,10 +73,21 @@ try {
   const bareDiscord = stats(await discordDelays(dd));
   await bare.destroy();
 
-  const config = loadConfig({ REDIS_URL: redis.url, QUEUE_PREFIX: 'benchplatforms', MODELS_DIR: modelsDir, PYTHON: join(REPO_ROOT, '.venv/bin/python') });
+  const config = loadConfig({
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: 'benchplatforms',
+    MODELS_DIR: modelsDir,
+    PYTHON: join(REPO_ROOT, '.venv/bin/python'),
+  });
   const connection = connectRedis(redis.url);
   const bot = await createBot(config, connection);
-  const ourDiscord = new DiscordChat({ bot, token: DISCORD_TOKEN, applicationId: APP_ID, guildId: GUILD_ID, apiBase: dd.apiBase });
+  const ourDiscord = new DiscordChat({
+    bot,
+    token: DISCORD_TOKEN,
+    applicationId: APP_ID,
+    guildId: GUILD_ID,
+    apiBase: dd.apiBase,
+  });
   await ourDiscord.start();
   const oursDiscord = stats(await discordDelays(dd));
 
@@ -85,7 +96,11 @@ try {
   await sd.start();
   const bareApp = new App({
     token: BOT_TOKEN,
-    receiver: new SocketModeReceiver({ appToken: APP_TOKEN, installerOptions: { clientOptions: { slackApiUrl: sd.apiUrl } }, logLevel: LogLevel.ERROR }),
+    receiver: new SocketModeReceiver({
+      appToken: APP_TOKEN,
+      installerOptions: { clientOptions: { slackApiUrl: sd.apiUrl } },
+      logLevel: LogLevel.ERROR,
+    }),
     clientOptions: { slackApiUrl: sd.apiUrl },
     logLevel: LogLevel.ERROR,
   });
@@ -107,31 +122,52 @@ try {
   await sd2.connected;
   const oursSlack = stats(await slackDelays(sd2, () => sd2.ephemeral.length));
 
-  lines.push(`event to defer/ack through the local doubles, ${N} commands each, one at a time (${cpus().length} × ${cpus()[0]?.model})`);
+  lines.push(
+    `event to defer/ack through the local doubles, ${N} commands each, one at a time (${cpus().length} × ${cpus()[0]?.model})`,
+  );
   lines.push('                          median     p99  (ms)');
   lines.push(`bare discord.js client   ${fmt(bareDiscord.median)} ${fmt(bareDiscord.p99)}`);
-  lines.push(`our bot on Discord       ${fmt(oursDiscord.median)} ${fmt(oursDiscord.p99)}   ratio ${fmt(oursDiscord.median / bareDiscord.median)} ${fmt(oursDiscord.p99 / bareDiscord.p99)}`);
+  lines.push(
+    `our bot on Discord       ${fmt(oursDiscord.median)} ${fmt(oursDiscord.p99)}   ratio ${fmt(oursDiscord.median / bareDiscord.median)} ${fmt(oursDiscord.p99 / bareDiscord.p99)}`,
+  );
   lines.push(`bare Bolt app            ${fmt(bareSlack.median)} ${fmt(bareSlack.p99)}`);
-  lines.push(`our bot on Slack         ${fmt(oursSlack.median)} ${fmt(oursSlack.p99)}   ratio ${fmt(oursSlack.median / bareSlack.median)} ${fmt(oursSlack.p99 / bareSlack.p99)}`);
+  lines.push(
+    `our bot on Slack         ${fmt(oursSlack.median)} ${fmt(oursSlack.p99)}   ratio ${fmt(oursSlack.median / bareSlack.median)} ${fmt(oursSlack.p99 / bareSlack.p99)}`,
+  );
 
   // --- edits per progress message over a real quick_test on each platform
   const runnerConn = connectRedis(redis.url);
   const runner = await startRunner({ config, connection: runnerConn });
   const { token } = dd.slash('train', 'quick_test', {}, { ...USER });
-  const dMsg = await until('the Discord run', () => {
-    const m = dd.original(token);
-    return m && m.files.length > 0 && m;
-  }, 120_000, 50);
+  const dMsg = await until(
+    'the Discord run',
+    () => {
+      const m = dd.original(token);
+      return m && m.files.length > 0 && m;
+    },
+    120_000,
+    50,
+  );
   sd2.slash('/train', 'quick_test', USER);
-  const sMsg = await until('the Slack run', () => {
-    const m = sd2.find(/^🧪 Training job/);
-    return m && m.files.length > 0 && m;
-  }, 120_000, 50);
-  const steps = (h: { text?: string; content?: string }[]) => h.filter((x) => /\d+\/30 · loss/.test(x.text ?? x.content ?? '')).length;
+  const sMsg = await until(
+    'the Slack run',
+    () => {
+      const m = sd2.find(/^🧪 Training job/);
+      return m && m.files.length > 0 && m;
+    },
+    120_000,
+    50,
+  );
+  const steps = (h: { text?: string; content?: string }[]) =>
+    h.filter((x) => /\d+\/30 · loss/.test(x.text ?? x.content ?? '')).length;
   lines.push('');
   lines.push('edits per progress message over a quick_test (30 progress lines from the trainer)');
-  lines.push(`Discord (1 edit/s)    ${dMsg.history.length - 1} edits, ${steps(dMsg.history)} of them progress, over ${((dMsg.history.at(-1)!.at - dMsg.history[0]!.at) / 1000).toFixed(1)} s`);
-  lines.push(`Slack (1 edit/1.5 s)  ${sMsg.history.length - 1} edits, ${steps(sMsg.history)} of them progress, over ${((sMsg.history.at(-1)!.at - sMsg.history[0]!.at) / 1000).toFixed(1)} s`);
+  lines.push(
+    `Discord (1 edit/s)    ${dMsg.history.length - 1} edits, ${steps(dMsg.history)} of them progress, over ${((dMsg.history.at(-1)!.at - dMsg.history[0]!.at) / 1000).toFixed(1)} s`,
+  );
+  lines.push(
+    `Slack (1 edit/1.5 s)  ${sMsg.history.length - 1} edits, ${steps(sMsg.history)} of them progress, over ${((sMsg.history.at(-1)!.at - sMsg.history[0]!.at) / 1000).toFixed(1)} s`,
+  );
   await runner.close();
   await closeRedis(runnerConn);
 

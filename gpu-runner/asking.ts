@@ -39,11 +39,19 @@ export class GpuTurns {
 }
 
 /** The ask worker's processor: one answer from the inference worker, its text sent as progress while it grows. */
-export async function answerAsk(config: Config, inference: InferenceProcess, turns: GpuTurns, device: 'CPU' | 'GPU', job: Job): Promise<AskResult> {
+export async function answerAsk(
+  config: Config,
+  inference: InferenceProcess,
+  turns: GpuTurns,
+  device: 'CPU' | 'GPU',
+  job: Job,
+): Promise<AskResult> {
   const parsed = AskJobData.safeParse(job.data);
   if (!parsed.success) throw new UnrecoverableError(`bad ask: ${parsed.error.issues[0]?.message}`);
   if (turns.training && config.inferenceDuringTraining === 'refuse') {
-    throw new UnrecoverableError(`the ${device} is training job ${turns.training}; asks are refused until it ends (INFERENCE_DURING_TRAINING=refuse)`);
+    throw new UnrecoverableError(
+      `the ${device} is training job ${turns.training}; asks are refused until it ends (INFERENCE_DURING_TRAINING=refuse)`,
+    );
   }
   let text = '';
   let sentAt = 0;
@@ -56,7 +64,15 @@ export async function answerAsk(config: Config, inference: InferenceProcess, tur
         void job.updateProgress({ text }).catch(() => undefined);
       }
     });
-    return { model: done.model, answer: done.answer, reasoning: done.reasoning, complete: done.complete, tokens: done.tokens, ttftS: done.ttft_s, durationS: done.duration_s };
+    return {
+      model: done.model,
+      answer: done.answer,
+      reasoning: done.reasoning,
+      complete: done.complete,
+      tokens: done.tokens,
+      ttftS: done.ttft_s,
+      durationS: done.duration_s,
+    };
   } catch (e) {
     if (e instanceof AskRefused) throw new UnrecoverableError(e.message);
     throw e; // the worker died: BullMQ tries again, and the next ask starts a new worker

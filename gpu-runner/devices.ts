@@ -34,11 +34,20 @@ export function gpuClassOf(model: string): string {
 }
 
 /** The device of a worker: on the CPU backend the host's memory; otherwise its GPU through nvidia-smi. */
-export async function probeDevice(backend: 'auto' | 'cpu' | 'cuda', gpuId: number | undefined, nvidiaSmi = 'nvidia-smi'): Promise<DeviceReport> {
+export async function probeDevice(
+  backend: 'auto' | 'cpu' | 'cuda',
+  gpuId: number | undefined,
+  nvidiaSmi = 'nvidia-smi',
+): Promise<DeviceReport> {
   const host = (): DeviceReport => {
     const c = cpus();
     return {
-      device: { kind: 'cpu', model: `${c.length} × ${c[0]?.model.trim() ?? 'CPU'}`, usedMiB: Math.round((totalmem() - freemem()) / MIB), totalMiB: Math.round(totalmem() / MIB) },
+      device: {
+        kind: 'cpu',
+        model: `${c.length} × ${c[0]?.model.trim() ?? 'CPU'}`,
+        usedMiB: Math.round((totalmem() - freemem()) / MIB),
+        totalMiB: Math.round(totalmem() / MIB),
+      },
     };
   };
   if (backend === 'cpu') return host();
@@ -50,7 +59,10 @@ export async function probeDevice(backend: 'auto' | 'cpu' | 'cuda', gpuId: numbe
     const err = e as { code?: string; shortMessage?: string; stderr?: string };
     // no nvidia-smi and the backend may fall back: a CPU host
     if (err.code === 'ENOENT' && backend === 'auto') return host();
-    const why = err.code === 'ENOENT' ? 'nvidia-smi not found' : (err.stderr?.trim().split('\n')[0] || err.shortMessage || 'nvidia-smi failed');
+    const why =
+      err.code === 'ENOENT'
+        ? 'nvidia-smi not found'
+        : err.stderr?.trim().split('\n')[0] || err.shortMessage || 'nvidia-smi failed';
     return { device: null, deviceError: why.slice(0, 200) };
   }
 }

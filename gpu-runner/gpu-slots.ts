@@ -80,7 +80,9 @@ export class GpuSlots {
     if (this.held) return true;
     const keys = Array.from({ length: this.slots }, (_, i) => this.key(i));
     const value = `${this.holder} · job ${jobId}`;
-    const index = Number(await this.redis.eval(TAKE, keys.length, ...keys, value, this.ttlMs, jobId, this.jobKeyPrefix));
+    const index = Number(
+      await this.redis.eval(TAKE, keys.length, ...keys, value, this.ttlMs, jobId, this.jobKeyPrefix),
+    );
     if (index === 0) return false;
     this.held = keys[index - 1]!;
     this.value = value;

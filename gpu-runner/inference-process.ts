@@ -88,12 +88,26 @@ export class InferenceProcess {
 
   private start(): Promise<void> {
     if (this.ready) return this.ready;
-    const args = ['-u', WORKER_SCRIPT, `--models-dir=${this.config.modelsDir}`, `--base-model=${this.config.baseModel}`, `--backend=${this.config.trainerBackend}`];
-    const child = execa(this.config.python, args, { cwd: REPO_ROOT, reject: false, buffer: false, stdin: 'pipe', env: {
+    const args = [
+      '-u',
+      WORKER_SCRIPT,
+      `--models-dir=${this.config.modelsDir}`,
+      `--base-model=${this.config.baseModel}`,
+      `--backend=${this.config.trainerBackend}`,
+    ];
+    const child = execa(this.config.python, args, {
+      cwd: REPO_ROOT,
+      reject: false,
+      buffer: false,
+      stdin: 'pipe',
+      env: {
         PYTHONUNBUFFERED: '1',
         TOKENIZERS_PARALLELISM: 'false',
         // the runner's GPU, as the trainer gets --gpu: a host's runners must not all load their models onto GPU 0
-        ...(this.config.gpuId !== undefined && { CUDA_VISIBLE_DEVICES: String(this.config.gpuId), CUDA_DEVICE_ORDER: 'PCI_BUS_ID' }),
+        ...(this.config.gpuId !== undefined && {
+          CUDA_VISIBLE_DEVICES: String(this.config.gpuId),
+          CUDA_DEVICE_ORDER: 'PCI_BUS_ID',
+        }),
       },
     });
     this.child = child;

@@ -14,7 +14,9 @@ async function main(): Promise<number> {
   const config = loadConfigForCli('info');
   if (!config) return 2;
   if (!config.redisUrl) {
-    process.stderr.write('REDIS_URL is not set: a runner host takes jobs from the bot\'s Redis (see the README, "A GPU runner host")\n');
+    process.stderr.write(
+      'REDIS_URL is not set: a runner host takes jobs from the bot\'s Redis (see the README, "A GPU runner host")\n',
+    );
     return 2;
   }
   const connection = connectRedis(config.redisUrl);
@@ -23,13 +25,18 @@ async function main(): Promise<number> {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  log.info('stopping: the running job (if any) is interrupted and goes back to the queue, to resume from its checkpoint');
+  log.info(
+    'stopping: the running job (if any) is interrupted and goes back to the queue, to resume from its checkpoint',
+  );
   await runner.close();
   await closeRedis(connection);
   return 0;
 }
 
-main().then((code) => process.exit(code), (e) => {
-  log.error('the runner could not start', e);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    log.error('the runner could not start', e);
+    process.exit(1);
+  },
+);

@@ -47,7 +47,12 @@ export class Presence {
     // One GPU, however many workers are pinned to it, trains JOBS_PER_GPU jobs at once. The CPU backend without GPU_ID
     // has no GPU to share. `host/gpuN` is also the worker's name (a second process on the GPU: `host/gpuN#2`).
     const host = config.runnerHost;
-    const gpuKey = config.gpuId !== undefined ? gpuName(host, config.gpuId) : config.trainerBackend === 'cpu' ? null : gpuName(host, 0);
+    const gpuKey =
+      config.gpuId !== undefined
+        ? gpuName(host, config.gpuId)
+        : config.trainerBackend === 'cpu'
+          ? null
+          : gpuName(host, 0);
     // Named after its GPU only when pinned to one (GPU_ID): the name that `host=box/gpu1` targets match.
     const baseName = config.gpuId !== undefined ? gpuKey! : host;
     const registry = new RunnerRegistry(connection, config.queuePrefix);
@@ -86,15 +91,27 @@ export class Presence {
   async leave(): Promise<void> {
     this.stopBeating();
     await this.beat.flush();
-    await this.registry.leave(this.name, this.instance).catch((e: Error) => log.warn(`could not leave the runner list: ${e.message}`));
+    await this.registry
+      .leave(this.name, this.instance)
+      .catch((e: Error) => log.warn(`could not leave the runner list: ${e.message}`));
   }
 
   private beatOf(name: string): RunnerBeat {
     const { config, device } = this;
     return {
-      name, instance: this.instance, host: config.runnerHost, gpuId: config.gpuId ?? null, gpuClass: this.gpuClass,
-      backend: config.trainerBackend, ...device, modelsId: this.modelsId, job: this.current, waitingFor: this.waitingFor,
-      beatMs: this.heartbeatMs, startedAt: this.startedAt, seenAt: new Date().toISOString(),
+      name,
+      instance: this.instance,
+      host: config.runnerHost,
+      gpuId: config.gpuId ?? null,
+      gpuClass: this.gpuClass,
+      backend: config.trainerBackend,
+      ...device,
+      modelsId: this.modelsId,
+      job: this.current,
+      waitingFor: this.waitingFor,
+      beatMs: this.heartbeatMs,
+      startedAt: this.startedAt,
+      seenAt: new Date().toISOString(),
     };
   }
 
@@ -111,7 +128,10 @@ export class Presence {
       }
       this.failedBeats = 0;
     } catch (e) {
-      if (++this.failedBeats === 3) log.warn(`3 heartbeats in a row failed (Redis?): /runners shows this worker as silent: ${(e as Error).message}`);
+      if (++this.failedBeats === 3)
+        log.warn(
+          `3 heartbeats in a row failed (Redis?): /runners shows this worker as silent: ${(e as Error).message}`,
+        );
       throw e;
     }
   }

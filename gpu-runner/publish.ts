@@ -22,7 +22,11 @@ export class PublishFailed extends Error {
 /** The files of a model folder that make the model: not its checkpoints, its lock or half-written temporaries. */
 async function modelFiles(folder: string): Promise<string[]> {
   const found: string[] = [];
-  for await (const file of filesUnder(folder, (name, atTop) => name.startsWith('.') || (atTop && name.startsWith('checkpoint-')))) found.push(file);
+  for await (const file of filesUnder(
+    folder,
+    (name, atTop) => name.startsWith('.') || (atTop && name.startsWith('checkpoint-')),
+  ))
+    found.push(file);
   return found.sort();
 }
 

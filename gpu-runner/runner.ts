@@ -52,13 +52,24 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   // A slot outlives a short Redis outage (10 s at least) so that a training in progress keeps its GPU.
   const slotMs = Math.max(presence.aliveMs, SLOT_MIN_TTL_MS);
   const slots = gpuKey
-    ? new GpuSlots(connection, prefix, gpuKey, config.jobsPerGpu, `${presence.name} (pid ${process.pid})`, slotMs, `${prefix}:${TRAIN_QUEUE}:`)
+    ? new GpuSlots(
+        connection,
+        prefix,
+        gpuKey,
+        config.jobsPerGpu,
+        `${presence.name} (pid ${process.pid})`,
+        slotMs,
+        `${prefix}:${TRAIN_QUEUE}:`,
+      )
     : null;
   // The slot is renewed apart from the heartbeat (which waits on nvidia-smi), at the same pace.
   const renewing = setInterval(() => {
     void slots?.renew().then(
       (kept) => {
-        if (!kept) log.warn(`the GPU slot on ${gpuKey} lapsed during a training (a Redis outage?) and another worker holds it: two trainings may share the GPU`);
+        if (!kept)
+          log.warn(
+            `the GPU slot on ${gpuKey} lapsed during a training (a Redis outage?) and another worker holds it: two trainings may share the GPU`,
+          );
       },
       (e: Error) => log.debug(`slot not renewed (Redis?): ${e.message}`),
     );
@@ -69,28 +80,43 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   const turns = new GpuTurns(config, inference, (): Worker => askWorker);
   const slotWait = slots ? new SlotWait(config, presence, slots, (): Worker => worker) : null;
   const deps: TrainingDeps = { config, connection, presence, slots, slotWait, turns, onJobStart };
-  const worker: Worker = new Worker(TRAIN_QUEUE, (job, token, signal): Promise<TrainResult> => processTrainJob(deps, job, token, signal), {
-    connection,
-    prefix,
-    concurrency: 1,
-    autorun: false,
-    // A runner that dies keeps its job's lock until it lapses; then any runner's stalled check puts the job back
-    // to be taken again (and resumed). Twice at most: a job that takes its runners down every time then fails.
-    lockDuration: config.jobLockMs,
-    stalledInterval: stalledInterval ?? stalledCheckMs(config),
-    maxStalledCount: 2,
-  });
-  worker.on('error', connectionErrorOr((e) => log.error('worker error', e)));
+  const worker: Worker = new Worker(
+    TRAIN_QUEUE,
+    (job, token, signal): Promise<TrainResult> => processTrainJob(deps, job, token, signal),
+    {
+      connection,
+      prefix,
+      concurrency: 1,
+      autorun: false,
+      // A runner that dies keeps its job's lock until it lapses; then any runner's stalled check puts the job back
+      // to be taken again (and resumed). Twice at most: a job that takes its runners down every time then fails.
+      lockDuration: config.jobLockMs,
+      stalledInterval: stalledInterval ?? stalledCheckMs(config),
+      maxStalledCount: 2,
+    },
+  );
+  worker.on(
+    'error',
+    connectionErrorOr((e) => log.error('worker error', e)),
+  );
 
   // Asks: the resident inference worker (started by the first ask), one answer at a time, streamed as job progress.
-  const askWorker: Worker = new Worker(ASK_QUEUE, (job): Promise<AskResult> => answerAsk(config, inference, turns, presence.device.device?.kind === 'cpu' ? 'CPU' : 'GPU', job), {
-    connection,
-    prefix,
-    concurrency: 1,
-    autorun: false,
-    stalledInterval: stalledInterval ?? stalledCheckMs(config),
-  });
-  askWorker.on('error', connectionErrorOr((e) => log.error('ask worker error', e)));
+  const askWorker: Worker = new Worker(
+    ASK_QUEUE,
+    (job): Promise<AskResult> =>
+      answerAsk(config, inference, turns, presence.device.device?.kind === 'cpu' ? 'CPU' : 'GPU', job),
+    {
+      connection,
+      prefix,
+      concurrency: 1,
+      autorun: false,
+      stalledInterval: stalledInterval ?? stalledCheckMs(config),
+    },
+  );
+  askWorker.on(
+    'error',
+    connectionErrorOr((e) => log.error('ask worker error', e)),
+  );
 
   const subscriber = duplicateRedis(connection);
   await subscriber.subscribe(keys.cancelChannel(prefix));
@@ -102,7 +128,9 @@ export async function startRunner({ config, connection, stalledInterval, onJobSt
   void askWorker.run();
   await Promise.all([worker.waitUntilReady(), askWorker.waitUntilReady()]);
   const shares = gpuKey ? `, ${config.jobsPerGpu} at a time on ${gpuKey}` : '';
-  log.info(`runner ${presence.name} is taking training jobs (backend ${config.trainerBackend}, class ${presence.gpuClass}${shares})`);
+  log.info(
+    `runner ${presence.name} is taking training jobs (backend ${config.trainerBackend}, class ${presence.gpuClass}${shares})`,
+  );
   return {
     worker,
     askWorker,

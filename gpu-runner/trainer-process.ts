@@ -12,7 +12,15 @@ import { parseTrainerLine, type DoneMessage, type TrainerMessage } from './train
 const log = logger('trainer');
 const STDERR_TAIL_LINES = 20;
 
-export type TrainerFailureKind = 'bad_input' | 'cancelled' | 'interrupted' | 'out_of_memory' | 'disk_full' | 'hung' | 'failed' | 'protocol';
+export type TrainerFailureKind =
+  | 'bad_input'
+  | 'cancelled'
+  | 'interrupted'
+  | 'out_of_memory'
+  | 'disk_full'
+  | 'hung'
+  | 'failed'
+  | 'protocol';
 
 /** The abort reason that interrupts a trainer (resumable) rather than cancelling it. */
 export const INTERRUPT = 'interrupted';
@@ -74,7 +82,13 @@ export async function runTrainer(run: TrainerRun): Promise<DoneMessage> {
   const watchdog = run.stallTimeoutMs
     ? setTimeout(() => {
         const s = Math.round(run.stallTimeoutMs! / 1000);
-        stop(new TrainerFailed('hung', `the trainer printed nothing for ${s} s and was stopped (TRAINER_STALL_TIMEOUT_S=${s}); /train again, and raise the setting if the model loads slowly`), 'SIGKILL');
+        stop(
+          new TrainerFailed(
+            'hung',
+            `the trainer printed nothing for ${s} s and was stopped (TRAINER_STALL_TIMEOUT_S=${s}); /train again, and raise the setting if the model loads slowly`,
+          ),
+          'SIGKILL',
+        );
       }, run.stallTimeoutMs)
     : undefined;
   const heard = () => {
@@ -120,7 +134,10 @@ export async function runTrainer(run: TrainerRun): Promise<DoneMessage> {
   if (stopReason) throw stopReason;
   if (reported) throw reported;
   if (result.exitCode === undefined && !result.signal) {
-    throw new TrainerFailed('failed', `could not start the trainer with ${run.python}: ${clip(result.shortMessage ?? 'unknown error', 200)}`);
+    throw new TrainerFailed(
+      'failed',
+      `could not start the trainer with ${run.python}: ${clip(result.shortMessage ?? 'unknown error', 200)}`,
+    );
   }
   const why = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
   const last = stderrTail.at(-1);

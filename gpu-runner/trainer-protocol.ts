@@ -82,5 +82,8 @@ export function parseTrainerLine(line: string): ParsedLine {
   }
   const result = TrainerMessage.safeParse(value);
   if (result.success) return { ok: true, message: result.data };
-  return { ok: false, problem: result.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ') };
+  return {
+    ok: false,
+    problem: result.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; '),
+  };
 }

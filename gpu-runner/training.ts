@@ -10,7 +10,15 @@ import { constants } from 'node:fs';
 import { access, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO_ROOT, type Config } from '../src/shared/config.ts';
-import { cancelledLine, PRIORITY_TARGETED, readCancelFlag, timedSteps, TrainJobData, TrainProgress, type TrainResult } from '../src/shared/jobs.ts';
+import {
+  cancelledLine,
+  PRIORITY_TARGETED,
+  readCancelFlag,
+  timedSteps,
+  TrainJobData,
+  TrainProgress,
+  type TrainResult,
+} from '../src/shared/jobs.ts';
 import { logger } from '../src/shared/log.ts';
 import { markFolder, ModelRegistry } from '../src/shared/model-registry.ts';
 import { runnerMatches } from '../src/shared/runner-registry.ts';
@@ -60,7 +68,12 @@ export function trainerArgs(config: Config, data: TrainJobData, jobId: string, r
 const trainingDir = (config: Config) => config.localModelsDir ?? config.modelsDir;
 
 /** The training worker's processor: a job taken from the queue, trained here or handed back. */
-export async function processTrainJob(deps: TrainingDeps, job: Job, token?: string, signal?: AbortSignal): Promise<TrainResult> {
+export async function processTrainJob(
+  deps: TrainingDeps,
+  job: Job,
+  token?: string,
+  signal?: AbortSignal,
+): Promise<TrainResult> {
   const { connection, presence, slots } = deps;
   const parsed = TrainJobData.safeParse(job.data);
   if (!parsed.success) throw new UnrecoverableError(`bad job data: ${parsed.error.issues[0]?.message}`);
@@ -79,7 +92,9 @@ export async function processTrainJob(deps: TrainingDeps, job: Job, token?: stri
   if (slots && !(await slots.take(id))) {
     // Another worker pinned to this GPU is training on it: this worker stops fetching until a slot frees, and the
     // job goes back to the head of the queue (for any other runner).
-    log.info(`job ${id}: ${presence.gpuKey} is busy (${(await slots.holders()).join(', ')}); waiting for it before taking jobs`);
+    log.info(
+      `job ${id}: ${presence.gpuKey} is busy (${(await slots.holders()).join(', ')}); waiting for it before taking jobs`,
+    );
     await deps.slotWait!.begin();
     await job.moveToWait(token);
     throw new WaitingError();
@@ -88,12 +103,20 @@ export async function processTrainJob(deps: TrainingDeps, job: Job, token?: stri
     return await train(deps, job, data, id, signal);
   } finally {
     presence.current = null;
-    await slots?.release().catch((e: Error) => log.warn(`could not release the GPU slot (it lapses on its own): ${e.message}`));
+    await slots
+      ?.release()
+      .catch((e: Error) => log.warn(`could not release the GPU slot (it lapses on its own): ${e.message}`));
     presence.push();
   }
 }
 
-async function train(deps: TrainingDeps, job: Job, data: TrainJobData, id: string, signal?: AbortSignal): Promise<TrainResult> {
+async function train(
+  deps: TrainingDeps,
+  job: Job,
+  data: TrainJobData,
+  id: string,
+  signal?: AbortSignal,
+): Promise<TrainResult> {
   const { config, connection, presence, turns } = deps;
   const prefix = config.queuePrefix;
   // An earlier attempt that got as far as a model folder (its runner died or shut down): continue that folder.
@@ -103,8 +126,14 @@ async function train(deps: TrainingDeps, job: Job, data: TrainJobData, id: strin
   // a resumed run's time and pace count its earlier attempts: the done line says how long the whole run took
   const runStartedAt = earlier?.startedAt ?? Date.now();
   const progress: TrainProgress = {
-    phase: 'starting', step: earlier?.step ?? 0, maxSteps: earlier?.maxSteps ?? 0,
-    loss: null, elapsedS: 0, notices: earlier?.notices ?? [], runner: presence.name, startedAt: runStartedAt,
+    phase: 'starting',
+    step: earlier?.step ?? 0,
+    maxSteps: earlier?.maxSteps ?? 0,
+    loss: null,
+    elapsedS: 0,
+    notices: earlier?.notices ?? [],
+    runner: presence.name,
+    startedAt: runStartedAt,
     ...(resume ? { modelName: resume, resumedFrom: earlier!.step } : {}),
     ...(earlier ? { timed: timedSteps(earlier) } : {}),
   };
@@ -112,7 +141,10 @@ async function train(deps: TrainingDeps, job: Job, data: TrainJobData, id: strin
   // the channel is told of a start or a resume, and an earlier attempt's folder is marked as a cancel leaves it.
   const flag = await readCancelFlag(connection, prefix, id);
   if (flag) {
-    if (resume) await markFolder(trainingDir(config), resume, 'cancelled', cancelledLine(flag)).catch((e: unknown) => log.warn('could not mark the folder', e));
+    if (resume)
+      await markFolder(trainingDir(config), resume, 'cancelled', cancelledLine(flag)).catch((e: unknown) =>
+        log.warn('could not mark the folder', e),
+      );
     throw new UnrecoverableError(cancelledLine(flag));
   }
   await job.updateProgress(progress);
@@ -121,10 +153,18 @@ async function train(deps: TrainingDeps, job: Job, data: TrainJobData, id: strin
   let losses: (number | null)[] = [];
   const stop = new AbortController();
   // A user's cancel stops the run for good; the runner going away (shutdown) interrupts it, to be resumed.
-  signal?.addEventListener('abort', () => stop.abort(signal.reason === 'cancelled' ? 'cancelled' : INTERRUPT), { once: true });
+  signal?.addEventListener('abort', () => stop.abort(signal.reason === 'cancelled' ? 'cancelled' : INTERRUPT), {
+    once: true,
+  });
   // aborted while it was being picked up (the runner began to shut down): an aborted signal fires no listener
   if (signal?.aborted) throw new Error(`${SHUTDOWN} (${presence.name}, before the trainer started)`);
-  presence.current = { id, profile: data.profile, step: progress.step, maxSteps: progress.maxSteps, requestedBy: data.requestedBy.name };
+  presence.current = {
+    id,
+    profile: data.profile,
+    step: progress.step,
+    maxSteps: progress.maxSteps,
+    requestedBy: data.requestedBy.name,
+  };
   presence.push();
   const report = latestOnly(async () => {
     presence.current = { ...presence.current!, step: progress.step, maxSteps: progress.maxSteps };
@@ -148,14 +188,24 @@ async function train(deps: TrainingDeps, job: Job, data: TrainJobData, id: strin
       stallTimeoutMs: config.trainerStallTimeoutS * 1000,
       onMessage: (m) => {
         if (m.type === 'start') {
-          Object.assign(progress, { modelName: m.model_name, maxSteps: m.max_steps, datasetExamples: m.dataset_examples });
+          Object.assign(progress, {
+            modelName: m.model_name,
+            maxSteps: m.max_steps,
+            datasetExamples: m.dataset_examples,
+          });
           if (m.resumed_from_step !== null) progress.resumedFrom = m.resumed_from_step;
         } else if (m.type === 'notice') {
           if (!progress.notices.includes(m.message)) progress.notices.push(m.message);
         } else if (m.type === 'step') {
           progress.firstStep ??= { step: m.step, elapsedS: m.elapsed_s };
           losses.push(m.loss);
-          Object.assign(progress, { phase: 'training', step: m.step, maxSteps: m.max_steps, loss: m.loss, elapsedS: m.elapsed_s });
+          Object.assign(progress, {
+            phase: 'training',
+            step: m.step,
+            maxSteps: m.max_steps,
+            loss: m.loss,
+            elapsedS: m.elapsed_s,
+          });
         } else return;
         report.push();
       },
@@ -195,7 +245,10 @@ async function train(deps: TrainingDeps, job: Job, data: TrainJobData, id: strin
       throw new Error(`${SHUTDOWN} (${presence.name}, at step ${progress.step})`);
     }
     // The trainer could not say it failed (killed by the watchdog or the kernel): the runner marks its folder.
-    if (!e.reported && progress.modelName) await markFolder(trainingDir(config), progress.modelName, 'failed', e.message).catch((m) => log.warn('could not mark the folder', m));
+    if (!e.reported && progress.modelName)
+      await markFolder(trainingDir(config), progress.modelName, 'failed', e.message).catch((m) =>
+        log.warn('could not mark the folder', m),
+      );
     // A trainer failure repeats on a retry (bad data, out of memory): fail now, with its one line.
     throw new UnrecoverableError(e.message);
   } finally {
@@ -229,7 +282,12 @@ async function unwritable(dir: string, name: string, setting: string): Promise<s
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' && d !== '/') continue;
       log.warn(`the models folder ${dir} cannot be written (${code})`);
-      const cause = code === 'EROFS' ? 'is on a read-only filesystem' : code === 'EACCES' || code === 'EPERM' ? "is not writable by the runner's user" : `cannot be written (${code})`;
+      const cause =
+        code === 'EROFS'
+          ? 'is on a read-only filesystem'
+          : code === 'EACCES' || code === 'EPERM'
+            ? "is not writable by the runner's user"
+            : `cannot be written (${code})`;
       return `the models folder on ${name} ${cause}: make it writable (or point ${setting} at a folder that is), then /train again`;
     }
   }
@@ -250,8 +308,15 @@ async function freeBytes(dir: string): Promise<number> {
 /** A model trained on this host's own disk, copied to the shared folder (checksummed) before latest moves there. */
 async function publish(config: Config, id: string, name: string, moveLatest: boolean): Promise<string> {
   try {
-    const done = await publishModel({ localDir: config.localModelsDir!, sharedDir: config.modelsDir, name, moveLatest });
-    log.info(`job ${id}: ${done.files} files (${(done.bytes / 1e6).toFixed(1)} MB) copied to the shared models folder as ${done.name}, checksums verified`);
+    const done = await publishModel({
+      localDir: config.localModelsDir!,
+      sharedDir: config.modelsDir,
+      name,
+      moveLatest,
+    });
+    log.info(
+      `job ${id}: ${done.files} files (${(done.bytes / 1e6).toFixed(1)} MB) copied to the shared models folder as ${done.name}, checksums verified`,
+    );
     return done.name;
   } catch (e) {
     // a checksum that differs (PublishFailed), or the shared folder full or gone: the model stays where it trained
@@ -282,15 +347,21 @@ export class SlotWait {
     if (this.polling || this.closed) return;
     this.presence.waitingFor = `a free slot on ${this.presence.gpuKey} (JOBS_PER_GPU=${this.config.jobsPerGpu})`;
     this.presence.push();
-    this.polling = setInterval(() => {
-      void this.slots.anyFree().then((free) => {
-        if (!free || !this.polling) return;
-        clearInterval(this.polling);
-        this.polling = null;
-        this.presence.waitingFor = null;
-        if (!this.closed) this.worker().resume();
-      }, () => undefined);
-    }, Math.min(1_000, this.presence.heartbeatMs));
+    this.polling = setInterval(
+      () => {
+        void this.slots.anyFree().then(
+          (free) => {
+            if (!free || !this.polling) return;
+            clearInterval(this.polling);
+            this.polling = null;
+            this.presence.waitingFor = null;
+            if (!this.closed) this.worker().resume();
+          },
+          () => undefined,
+        );
+      },
+      Math.min(1_000, this.presence.heartbeatMs),
+    );
     this.polling.unref();
   }
 

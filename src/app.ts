@@ -18,13 +18,17 @@ export interface App {
 
 export async function startApp(config: Config, options: { stalledInterval?: number } = {}): Promise<App> {
   // REDIS_URL unset: a redis-server of our own that keeps its data in the repository's cache folder between starts
-  const embedded: EmbeddedRedis | null = config.redisUrl ? null : await startEmbeddedRedis({ dir: config.embeddedRedisDir });
+  const embedded: EmbeddedRedis | null = config.redisUrl
+    ? null
+    : await startEmbeddedRedis({ dir: config.embeddedRedisDir });
   const redisUrl = config.redisUrl ?? embedded!.url;
   const connection = connectRedis(redisUrl);
   let runner: Runner | null = null;
   let bot: Bot;
   try {
-    runner = config.embeddedRunner ? await startRunner({ config, connection, stalledInterval: options.stalledInterval }) : null;
+    runner = config.embeddedRunner
+      ? await startRunner({ config, connection, stalledInterval: options.stalledInterval })
+      : null;
     bot = await createBot(config, connection);
   } catch (e) {
     await runner?.close().catch(() => undefined);

@@ -64,8 +64,18 @@ async function main(): Promise<number> {
 /** The console: reads commands until the end of input (then waits for its jobs) or Ctrl-C (then cancels them). */
 async function runConsole(config: Config, app: App): Promise<number> {
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-  const chat = new ConsoleChat({ bot: app.bot, input: process.stdin, output: process.stdout, tty, echo: !process.stdin.isTTY, user: config.consoleUser });
-  if (tty) process.stdout.write(`gpt-oss chatops bot, console mode (runner: ${app.runner?.name ?? 'external'}). Type /help; Ctrl-D quits.\n`);
+  const chat = new ConsoleChat({
+    bot: app.bot,
+    input: process.stdin,
+    output: process.stdout,
+    tty,
+    echo: !process.stdin.isTTY,
+    user: config.consoleUser,
+  });
+  if (tty)
+    process.stdout.write(
+      `gpt-oss chatops bot, console mode (runner: ${app.runner?.name ?? 'external'}). Type /help; Ctrl-D quits.\n`,
+    );
   // jobs and asks that an earlier console started: their progress and the ends it missed, as new lines
   await resumeMessages(app.bot, chat);
 

@@ -27,7 +27,9 @@ interface Entry {
 
 /** The answer, then a line that says which model answered, how fast, and what was left out or cut off. */
 export function answerText(r: AskResult): string {
-  const notes = [r.reasoning ? 'reasoning hidden' : '', r.complete ? '' : `cut off at ${r.tokens} tokens`].filter(Boolean);
+  const notes = [r.reasoning ? 'reasoning hidden' : '', r.complete ? '' : `cut off at ${r.tokens} tokens`].filter(
+    Boolean,
+  );
   const answer = safeOutput(r.answer).trim() || '(no answer: the model gave none in its final channel)';
   return `${answer}\n— ${r.model} · ${r.tokens} tokens · ${r.durationS.toFixed(1)} s (first token ${r.ttftS.toFixed(2)} s)${notes.length ? ` · ${notes.join(', ')}` : ''}`;
 }
@@ -73,7 +75,9 @@ export class Asks {
   async take(user: { id: string; platform: string }, perMinute: number): Promise<void> {
     const window = Math.floor(Date.now() / 60_000);
     const key = `${this.prefix}:asks:${user.platform}:${user.id}:${window}`;
-    const [[, count]] = (await orUnavailable(this.connection.multi().incr(key).expire(key, 120).exec())) as [[unknown, number]];
+    const [[, count]] = (await orUnavailable(this.connection.multi().incr(key).expire(key, 120).exec())) as [
+      [unknown, number],
+    ];
     if (count > perMinute) {
       const wait = Math.ceil(((window + 1) * 60_000 - Date.now()) / 1000);
       throw new UserError(`you have asked ${perMinute} times this minute (ASKS_PER_MINUTE); try again in ${wait} s`);
@@ -101,7 +105,12 @@ export class Asks {
    */
   async resume(surface: ChatSurface, intervalMs?: number): Promise<string[]> {
     const resumed: string[] = [];
-    for (const { id, data, ref } of await this.follower.unfinished.of(this.queue, AskJobData, surface.platform, this.follower)) {
+    for (const { id, data, ref } of await this.follower.unfinished.of(
+      this.queue,
+      AskJobData,
+      surface.platform,
+      this.follower,
+    )) {
       if (data.header === undefined) continue;
       void this.follow(id, surface, ref, data.header, `${data.header}\n…`, intervalMs, this.afterAnswer(data));
       resumed.push(id);
@@ -110,14 +119,33 @@ export class Asks {
   }
 
   async add(data: AskJobData) {
-    return orUnavailable(this.queue.add('ask', AskJobData.parse(data), { attempts: 2, removeOnComplete: { count: 200 }, removeOnFail: { count: 200 } }));
+    return orUnavailable(
+      this.queue.add('ask', AskJobData.parse(data), {
+        attempts: 2,
+        removeOnComplete: { count: 200 },
+        removeOnFail: { count: 200 },
+      }),
+    );
   }
 
   /** Grows `ref` with the answer as it streams; resolves with the answer (null if the ask failed). */
-  async follow(jobId: string, surface: ChatSurface, ref: MessageRef, header: string, shown: string, intervalMs?: number, after?: (result: AskResult) => Promise<void>): Promise<AskResult | null> {
+  async follow(
+    jobId: string,
+    surface: ChatSurface,
+    ref: MessageRef,
+    header: string,
+    shown: string,
+    intervalMs?: number,
+    after?: (result: AskResult) => Promise<void>,
+  ): Promise<AskResult | null> {
     const outcome = await this.follower.follow(jobId, () => {
       const interval = Math.max(intervalMs ?? surface.editIntervalMs, surface.minEditIntervalMs);
-      return { live: new LiveMessage(surface, ref, shown, interval), streams: surface.showsPartialAnswers !== false, header, after };
+      return {
+        live: new LiveMessage(surface, ref, shown, interval),
+        streams: surface.showsPartialAnswers !== false,
+        header,
+        after,
+      };
     });
     return outcome.result;
   }
@@ -149,11 +177,14 @@ export class Asks {
 
 function answered(returnvalue: unknown): AskOutcome {
   const r = AskResult.safeParse(returnvalue);
-  return r.success ? { body: answerText(r.data), result: r.data } : { body: '⚠️ the runner returned no answer', result: null };
+  return r.success
+    ? { body: answerText(r.data), result: r.data }
+    : { body: '⚠️ the runner returned no answer', result: null };
 }
 
 /** The last edit. A /chat turn is stored first: a reply typed at once then has it in its history. */
 async function finish(jobId: string, f: Entry, outcome: AskOutcome): Promise<void> {
-  if (outcome.result && f.after) await f.after(outcome.result).catch((e) => log.warn(`after the answer to ask ${jobId}`, e));
+  if (outcome.result && f.after)
+    await f.after(outcome.result).catch((e) => log.warn(`after the answer to ask ${jobId}`, e));
   await f.live.finish(`${f.header}\n${outcome.body}`);
 }

@@ -50,7 +50,11 @@ export async function createBot(config: Config, connection: Redis): Promise<Bot>
   const asks = new Asks(connection, config.queuePrefix, chats);
   // A BullMQ queue with no error listener prints its errors with console.error, past the log and its redaction; the
   // connection's own problems are logged already (src/shared/redis.ts), so these go to debug.
-  for (const q of [queue.queue, asks.queue]) q.on('error', connectionErrorOr((e) => log.debug(`${q.name} queue: ${e.message}`)));
+  for (const q of [queue.queue, asks.queue])
+    q.on(
+      'error',
+      connectionErrorOr((e) => log.debug(`${q.name} queue: ${e.message}`)),
+    );
   await Promise.all([watcher.ready(), asks.ready()]);
   const commands = await CommandRegistry.load(COMMANDS_DIR);
   return {

@@ -73,7 +73,14 @@ export function defineCommand(spec: CommandSpec): CommandSpec {
 
 /** A command without subcommands, seen as its own single handler. */
 export function rootHandler(command: CommandSpec): Handler {
-  return { name: command.name, description: command.description, options: command.options ?? [], permission: command.permission, private: command.private, run: command.run! };
+  return {
+    name: command.name,
+    description: command.description,
+    options: command.options ?? [],
+    permission: command.permission,
+    private: command.private,
+    run: command.run!,
+  };
 }
 
 /** What a command's handler may use: the bot's parts, and the commands there are (for /help). */
@@ -125,7 +132,9 @@ function wordsAt(text: string): { word: string; at: number }[] {
 }
 
 export function usage(command: CommandSpec, handler?: Handler): string {
-  const opts = (handler?.options ?? command.options ?? []).map((o) => (o.required ? `<${o.name}>` : o.named ? `[${o.name}=…]` : `[${o.name}]`));
+  const opts = (handler?.options ?? command.options ?? []).map((o) =>
+    o.required ? `<${o.name}>` : o.named ? `[${o.name}=…]` : `[${o.name}]`,
+  );
   const sub = handler && command.subcommands ? ` ${handler.name}` : '';
   return `/${command.name}${sub}${opts.length ? ` ${opts.join(' ')}` : ''}`;
 }
@@ -140,7 +149,8 @@ const withArticle = (noun: string) => `${/^[aeiou]/i.test(noun) ? 'an' : 'a'} ${
 export function findHandler(command: CommandSpec, sub: string | undefined): Handler {
   if (!command.subcommands) return rootHandler(command);
   const label = command.subcommandLabel ?? 'subcommand';
-  if (sub === undefined || sub === '') throw new InvalidInput(`/${command.name} needs ${withArticle(label)}; ${choices(command)}`);
+  if (sub === undefined || sub === '')
+    throw new InvalidInput(`/${command.name} needs ${withArticle(label)}; ${choices(command)}`);
   const found = command.subcommands.find((s) => s.name === sub);
   if (!found) throw new InvalidInput(`unknown ${label} ${quote(sub)}; ${choices(command)}`);
   return found;
@@ -166,7 +176,9 @@ export function parseText(command: CommandSpec, text: string): { handler: Handle
       const option = handler.options.find((o) => o.name === name);
       if (!option) {
         const takes = handler.options.map((o) => o.name);
-        throw new InvalidInput(`unknown option ${quote(name)}; ${usage(command, handler)} takes ${takes.length ? takes.join(', ') : 'no options'}`);
+        throw new InvalidInput(
+          `unknown option ${quote(name)}; ${usage(command, handler)} takes ${takes.length ? takes.join(', ') : 'no options'}`,
+        );
       }
       if (raw[name] !== undefined) throw new InvalidInput(`${name} is given twice; give each option once`);
       filled.push({ at: at[i]!.at, option: name });

@@ -9,7 +9,16 @@ import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { PERMISSION_SETTINGS, type Permission } from '../shared/access.ts';
 import { conversationTurn } from './ask-flow.ts';
-import { findHandler, parseText, usage, validateArgs, type Args, type CommandContext, type CommandSpec, type Handler } from './command-kit.ts';
+import {
+  findHandler,
+  parseText,
+  usage,
+  validateArgs,
+  type Args,
+  type CommandContext,
+  type CommandSpec,
+  type Handler,
+} from './command-kit.ts';
 import { UserError } from '../shared/errors.ts';
 import { quoteUser } from './user-text.ts';
 import { logger } from '../shared/log.ts';
@@ -25,10 +34,13 @@ export function checkShape(file: string, value: unknown): CommandSpec {
   const problems: string[] = [];
   if (!c || typeof c !== 'object') problems.push('has no default export from defineCommand()');
   else {
-    if (typeof c.name !== 'string' || !/^[a-z][a-z0-9_-]{0,31}$/.test(c.name)) problems.push('name must be 1-32 lowercase letters, digits, - or _');
-    if (typeof c.description !== 'string' || c.description.length === 0 || c.description.length > 100) problems.push('description must be 1-100 characters');
+    if (typeof c.name !== 'string' || !/^[a-z][a-z0-9_-]{0,31}$/.test(c.name))
+      problems.push('name must be 1-32 lowercase letters, digits, - or _');
+    if (typeof c.description !== 'string' || c.description.length === 0 || c.description.length > 100)
+      problems.push('description must be 1-100 characters');
     if (!c.subcommands && typeof c.run !== 'function') problems.push('needs run() or subcommands');
-    for (const s of c.subcommands ?? []) if (typeof s.run !== 'function') problems.push(`subcommand ${s.name} needs run()`);
+    for (const s of c.subcommands ?? [])
+      if (typeof s.run !== 'function') problems.push(`subcommand ${s.name} needs run()`);
   }
   if (problems.length) throw new CommandShapeError(`${file}: ${problems.join('; ')}`);
   return c as CommandSpec;
@@ -47,7 +59,8 @@ export class CommandRegistry {
     for (const file of files) {
       const mod = await import(pathToFileURL(join(dir, file)).href);
       const command = checkShape(`src/bot/commands/${file}`, mod.default);
-      if (commands.some((c) => c.name === command.name)) throw new CommandShapeError(`src/bot/commands/${file}: /${command.name} is defined twice`);
+      if (commands.some((c) => c.name === command.name))
+        throw new CommandShapeError(`src/bot/commands/${file}: /${command.name} is defined twice`);
       commands.push(command);
     }
     return new CommandRegistry(new Map(commands.map((c) => [c.name, c])));
@@ -64,7 +77,12 @@ export class CommandRegistry {
   }
 
   /** Runs a command whose options the platform already named (Discord). */
-  async dispatchNamed(name: string, sub: string | undefined, raw: Record<string, unknown>, ctx: CommandContext): Promise<void> {
+  async dispatchNamed(
+    name: string,
+    sub: string | undefined,
+    raw: Record<string, unknown>,
+    ctx: CommandContext,
+  ): Promise<void> {
     const command = this.commands.get(name);
     if (!command) {
       log.warn(`unknown command /${name} (registered by an older version?)`);
@@ -98,7 +116,9 @@ export class CommandRegistry {
 
   private check(permission: Permission | undefined, ctx: CommandContext, what: string): void {
     if (permission && !ctx.bot.access.allows(permission, ctx.user, ctx.channelId)) {
-      throw new UserError(`you may not run ${what} here (${PERMISSION_SETTINGS[permission]}); ask whoever runs the bot`);
+      throw new UserError(
+        `you may not run ${what} here (${PERMISSION_SETTINGS[permission]}); ask whoever runs the bot`,
+      );
     }
   }
 
@@ -113,7 +133,9 @@ export class CommandRegistry {
       }
       const ref = randomBytes(3).toString('hex');
       log.error(`/${name} failed for ${ctx.user.name} (ref ${ref})`, e);
-      await ctx.replyPrivate(`💥 /${name} failed unexpectedly (ref ${ref}); the bot's log has the details`).catch(() => undefined);
+      await ctx
+        .replyPrivate(`💥 /${name} failed unexpectedly (ref ${ref}); the bot's log has the details`)
+        .catch(() => undefined);
     }
   }
 }

@@ -68,8 +68,17 @@ export class ChatStore {
         const raw = await this.guard(client.get(key));
         const parsed = raw ? Conversation.safeParse(JSON.parse(raw)) : null;
         if (!parsed?.success) return void (await client.unwatch());
-        const turns = fitHistory([...parsed.data.turns, { role: 'user', content: question }, { role: 'assistant', content: answer }]);
-        const done = await this.guard(client.multi().set(key, JSON.stringify({ ...parsed.data, turns }), 'EX', TTL_S).exec());
+        const turns = fitHistory([
+          ...parsed.data.turns,
+          { role: 'user', content: question },
+          { role: 'assistant', content: answer },
+        ]);
+        const done = await this.guard(
+          client
+            .multi()
+            .set(key, JSON.stringify({ ...parsed.data, turns }), 'EX', TTL_S)
+            .exec(),
+        );
         if (done) return;
       }
     } finally {

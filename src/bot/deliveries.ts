@@ -26,7 +26,8 @@ export class Deliveries {
   async first(platform: string, id: string): Promise<boolean> {
     const key = `${this.prefix}:delivery:${platform}:${id.slice(0, 200)}`;
     try {
-      if ((await orUnavailable(this.redis.set(key, '1', 'EX', DELIVERY_TTL_S, 'NX'), CLAIM_DEADLINE_MS)) === 'OK') return true;
+      if ((await orUnavailable(this.redis.set(key, '1', 'EX', DELIVERY_TTL_S, 'NX'), CLAIM_DEADLINE_MS)) === 'OK')
+        return true;
     } catch (e) {
       log.debug(`could not claim ${platform} request ${id}, taking it: ${(e as Error).message}`);
       return true;

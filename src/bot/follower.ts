@@ -60,7 +60,10 @@ export class Follower<Entry, Outcome> {
     });
     this.events.on('completed', ({ jobId, returnvalue }) => {
       if (!this.followed.has(jobId)) return;
-      void this.end(jobId, work.completed(jobId, typeof returnvalue === 'string' ? parseJsonOrNull(returnvalue) : returnvalue));
+      void this.end(
+        jobId,
+        work.completed(jobId, typeof returnvalue === 'string' ? parseJsonOrNull(returnvalue) : returnvalue),
+      );
     });
     this.events.on('failed', ({ jobId, failedReason }) => {
       if (this.followed.has(jobId)) void this.end(jobId, work.failed(jobId, failedReason));
@@ -71,7 +74,10 @@ export class Follower<Entry, Outcome> {
         if (this.followed.has(jobId)) void removed.call(work, jobId).then((o) => this.end(jobId, o));
       });
     }
-    this.events.on('error', connectionErrorOr((e) => log.warn(`${work.queue} events`, e)));
+    this.events.on(
+      'error',
+      connectionErrorOr((e) => log.warn(`${work.queue} events`, e)),
+    );
   }
 
   async ready(): Promise<void> {
@@ -119,7 +125,9 @@ export class Follower<Entry, Outcome> {
   }
 
   private async catchUp(jobId: string, entry: Entry): Promise<void> {
-    const ended = await this.work.catchUp(jobId, entry).catch((e: Error) => log.debug(`catch-up of ${this.work.kind} ${jobId}: ${e.message}`));
+    const ended = await this.work
+      .catchUp(jobId, entry)
+      .catch((e: Error) => log.debug(`catch-up of ${this.work.kind} ${jobId}: ${e.message}`));
     if (ended !== undefined) await this.end(jobId, ended);
   }
 

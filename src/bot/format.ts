@@ -27,7 +27,8 @@ export function duration(seconds: number): string {
  * A loss for people. training_info.txt keeps four decimals; the exact value from the trainer is cut to the same four
  * first, so the done line and /models show one model's loss alike.
  */
-export const lossText = (loss: number | null) => (loss === null ? 'n/a' : Number(loss.toFixed(4)).toFixed(loss < 10 ? 3 : 1));
+export const lossText = (loss: number | null) =>
+  loss === null ? 'n/a' : Number(loss.toFixed(4)).toFixed(loss < 10 ? 3 : 1);
 
 function settings(data: TrainJobData): string {
   const parts = [];
@@ -47,7 +48,11 @@ export function jobHeader(id: string, data: TrainJobData): string {
 /** Where a job stands in the queue right after it was added (position 0: a runner took it already). */
 export function queuedLine(id: string, position: number, running: number): string {
   const where =
-    position === 0 ? '⏳ starting now' : position === 1 && running === 0 ? '🕒 next up' : `🕒 position ${position} in the queue${running ? ` (${running} running)` : ''}`;
+    position === 0
+      ? '⏳ starting now'
+      : position === 1 && running === 0
+        ? '🕒 next up'
+        : `🕒 position ${position} in the queue${running ? ` (${running} running)` : ''}`;
   return `${where} · /train cancel ${id} to stop it`;
 }
 
@@ -81,7 +86,9 @@ export const noticeLine = (id: string, notice: string) => `ℹ️ job ${id}: ${n
 
 export function failedLine(id: string, raw: string): string {
   // BullMQ's own words when a job's runners died once too often (maxStalledCount), said so a user can act on it
-  const reason = /stalled more than allowable limit/.test(raw) ? 'its runners stopped mid-run too often; /train again' : raw;
+  const reason = /stalled more than allowable limit/.test(raw)
+    ? 'its runners stopped mid-run too often; /train again'
+    : raw;
   const cancelled = /^cancelled/.test(reason);
   return `${cancelled ? '🛑' : '❌'} job ${id} ${cancelled ? reason : `failed: ${reason}`}`;
 }
@@ -108,10 +115,36 @@ const two = (n: number) => String(n).padStart(2, '0');
 const localMinute = (d: Date) =>
   `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
 
-const FACTS_SHOWN_FIRST = ['status', 'quality', 'final_loss', 'eval_quality', 'eval_loss', 'profile', 'base_model', 'lora_r', 'scheduler', 'learning_rate', 'steps', 'epochs_seen', 'dataset_examples', 'dataset_requested', 'train_examples', 'eval_examples', 'adapted_modules', 'trainable_parameters', 'requested_by', 'started_at', 'finished_at', 'duration_s'];
+const FACTS_SHOWN_FIRST = [
+  'status',
+  'quality',
+  'final_loss',
+  'eval_quality',
+  'eval_loss',
+  'profile',
+  'base_model',
+  'lora_r',
+  'scheduler',
+  'learning_rate',
+  'steps',
+  'epochs_seen',
+  'dataset_examples',
+  'dataset_requested',
+  'train_examples',
+  'eval_examples',
+  'adapted_modules',
+  'trainable_parameters',
+  'requested_by',
+  'started_at',
+  'finished_at',
+  'duration_s',
+];
 
 export function modelInfo(model: ModelEntry, bytes: number): string {
-  const keys = [...FACTS_SHOWN_FIRST.filter((k) => k in model.info), ...Object.keys(model.info).filter((k) => !FACTS_SHOWN_FIRST.includes(k))];
+  const keys = [
+    ...FACTS_SHOWN_FIRST.filter((k) => k in model.info),
+    ...Object.keys(model.info).filter((k) => !FACTS_SHOWN_FIRST.includes(k)),
+  ];
   const size = bytes >= 1024 ** 2 ? `${(bytes / 1024 ** 2).toFixed(1)} MB` : `${(bytes / 1024).toFixed(0)} KB`;
   return [
     `**${model.name}**${model.isLatest ? ' (latest)' : ''} · ${size} on disk`,
@@ -120,7 +153,31 @@ export function modelInfo(model: ModelEntry, bytes: number): string {
 }
 
 /** The settings and results that tell two runs apart, side by side; the differing ones marked. */
-const COMPARED = ['status', 'final_loss', 'quality', 'eval_loss', 'eval_quality', 'profile', 'base_model', 'lora_r', 'scheduler', 'learning_rate', 'steps', 'epochs_seen', 'dataset_examples', 'eval_examples', 'batch_size', 'grad_accum', 'max_seq_length', 'adapted_modules', 'trainable_parameters', 'backend', 'resumes', 'duration_s', 'finished_at'];
+const COMPARED = [
+  'status',
+  'final_loss',
+  'quality',
+  'eval_loss',
+  'eval_quality',
+  'profile',
+  'base_model',
+  'lora_r',
+  'scheduler',
+  'learning_rate',
+  'steps',
+  'epochs_seen',
+  'dataset_examples',
+  'eval_examples',
+  'batch_size',
+  'grad_accum',
+  'max_seq_length',
+  'adapted_modules',
+  'trainable_parameters',
+  'backend',
+  'resumes',
+  'duration_s',
+  'finished_at',
+];
 
 export function modelComparison(a: ModelEntry, b: ModelEntry): string {
   const rows = COMPARED.filter((k) => k in a.info || k in b.info).map((k) => {
@@ -136,14 +193,26 @@ function modelRow(m: ModelEntry): string {
   const state =
     m.status === 'succeeded'
       ? `loss ${lossText(m.finalLoss)} ${m.band!.emoji} ${m.band!.label}${m.evalBand ? ` · eval ${lossText(m.evalLoss)} ${m.evalBand.emoji}` : ''}`
-      : { running: '⏳ training', failed: '❌ failed', cancelled: '🛑 cancelled', interrupted: '⏸️ interrupted', out_of_memory: '❌ out of GPU memory', disk_full: '❌ disk full', unknown: '❔ no training_info.txt' }[m.status];
+      : {
+          running: '⏳ training',
+          failed: '❌ failed',
+          cancelled: '🛑 cancelled',
+          interrupted: '⏸️ interrupted',
+          out_of_memory: '❌ out of GPU memory',
+          disk_full: '❌ disk full',
+          unknown: '❔ no training_info.txt',
+        }[m.status];
   return `${m.isLatest ? '→' : ' '} \`${m.name}\` · ${m.profile} · ${when} · ${state}${m.rank ? ` · r=${m.rank}` : ''}${m.isLatest ? ' · latest' : ''}`;
 }
 
 /** A titled list of rows, newest first, cut to MODELS_LISTED with a line saying how to see the rest. */
 function modelRows(title: string, models: ModelEntry[], rest: string): string {
   const more = models.length > MODELS_LISTED ? [`… and ${models.length - MODELS_LISTED} older (${rest})`] : [];
-  return [`**${title}** (newest first, ${models.length}):`, ...models.slice(0, MODELS_LISTED).map(modelRow), ...more].join('\n');
+  return [
+    `**${title}** (newest first, ${models.length}):`,
+    ...models.slice(0, MODELS_LISTED).map(modelRow),
+    ...more,
+  ].join('\n');
 }
 
 export function modelList(models: ModelEntry[]): string {
@@ -153,7 +222,8 @@ export function modelList(models: ModelEntry[]): string {
 
 /** /models archived: the models in archive/, as /models list shows models. */
 export function archivedList(models: ModelEntry[]): string {
-  if (models.length === 0) return 'Nothing is archived. `/models archive <name>` moves a model there (out of the list, kept on disk).';
+  if (models.length === 0)
+    return 'Nothing is archived. `/models archive <name>` moves a model there (out of the list, kept on disk).';
   return modelRows('Archived models', models, 'their folders are in models/archive/');
 }
 
@@ -170,7 +240,9 @@ export function ago(seconds: number): string {
 
 /** One line of /runners: who, which device and its memory, and what it is doing (or when it was last heard from). */
 export function runnerLine(r: RunnerView, now = Date.now(), botModelsId: string | null = null): string {
-  const job = r.job ? `job ${r.job.id} ${r.job.profile} for ${r.job.requestedBy}, ${r.job.maxSteps ? `step ${r.job.step}/${r.job.maxSteps}` : 'starting'}` : null;
+  const job = r.job
+    ? `job ${r.job.id} ${r.job.profile} for ${r.job.requestedBy}, ${r.job.maxSteps ? `step ${r.job.step}/${r.job.maxSteps}` : 'starting'}`
+    : null;
   if (!r.live) {
     const since = new Date(r.seenAt);
     const at = since.toISOString().slice(11, 16);
@@ -182,7 +254,10 @@ export function runnerLine(r: RunnerView, now = Date.now(), botModelsId: string 
     : d.kind === 'cpu'
       ? `CPU backend, ${d.model} · RAM ${gib(d.usedMiB)}/${gib(d.totalMiB)} GiB used`
       : `${d.model} (${r.gpuClass}) · ${gib(d.usedMiB)}/${gib(d.totalMiB)} GiB used, ${gib(d.totalMiB - d.usedMiB)} free`;
-  const elsewhere = botModelsId && r.modelsId && r.modelsId !== botModelsId ? ' · ⚠️ writes to another models folder than the bot reads: its models will not show here (mount the shared folder as MODELS_DIR)' : '';
+  const elsewhere =
+    botModelsId && r.modelsId && r.modelsId !== botModelsId
+      ? ' · ⚠️ writes to another models folder than the bot reads: its models will not show here (mount the shared folder as MODELS_DIR)'
+      : '';
   const doing = job ?? (r.waitingFor ? `⏸️ waiting for ${r.waitingFor}` : 'idle');
   // live, but its beats stopped: a runner that died (or lost Redis) shows so before its liveness key lapses
   if (r.beatMs && r.sinceBeatMs != null && r.sinceBeatMs > 1.5 * r.beatMs) {
@@ -193,7 +268,8 @@ export function runnerLine(r: RunnerView, now = Date.now(), botModelsId: string 
 
 /** /runners. `botModelsId`: the id of the models folder the bot reads, to flag runners that write elsewhere. */
 export function runnersTable(runners: RunnerView[], now = Date.now(), botModelsId: string | null = null): string {
-  if (runners.length === 0) return 'No runner has checked in. Start one with `npm run runner` on a GPU host (README, "A GPU runner host").';
+  if (runners.length === 0)
+    return 'No runner has checked in. Start one with `npm run runner` on a GPU host (README, "A GPU runner host").';
   const live = runners.filter((r) => r.live).length;
   const silent = runners.length - live;
   const head = `**Runners**: ${live} live${silent ? ` · ${silent} silent (no heartbeat: crashed or cut off?)` : ''}`;

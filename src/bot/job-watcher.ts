@@ -16,7 +16,9 @@ import type { TrainQueue } from './queue.ts';
 
 const log = logger('watcher');
 
-export type JobOutcome = { state: 'completed'; result: TrainResult } | { state: 'failed' | 'cancelled'; reason: string };
+export type JobOutcome =
+  | { state: 'completed'; result: TrainResult }
+  | { state: 'failed' | 'cancelled'; reason: string };
 
 export interface FollowOptions {
   /** The job's data: its header line, and whom to mention at the end. */
@@ -53,7 +55,9 @@ export class JobWatcher {
       },
       completed: (_jobId, returnvalue) => {
         const r = TrainResult.safeParse(returnvalue);
-        return r.success ? { state: 'completed', result: r.data } : { state: 'failed', reason: 'the runner returned no result' };
+        return r.success
+          ? { state: 'completed', result: r.data }
+          : { state: 'failed', reason: 'the runner returned no result' };
       },
       failed: (_jobId, reason) => ({ state: /^cancelled/.test(reason) ? 'cancelled' : 'failed', reason }),
       removed: async (jobId) => {
@@ -94,11 +98,21 @@ export class JobWatcher {
       const { origin } = job.data;
       if (origin.platform !== surface.platform || !origin.messageId || this.follower.has(job.id)) continue;
       const status = job.progress ? progressLine(job.id, job.progress) : '🕒 waiting for a runner';
-      void this.follow(job.id, surface, { channelId: origin.channelId, id: origin.messageId }, { data: job.data, status, intervalMs });
+      void this.follow(
+        job.id,
+        surface,
+        { channelId: origin.channelId, id: origin.messageId },
+        { data: job.data, status, intervalMs },
+      );
       resumed.push(job.id);
     }
     // and those whose last edit never came: they ended while no bot process was up
-    for (const { id, data, ref } of await this.follower.unfinished.of(this.queue.queue, TrainJobData, surface.platform, this.follower)) {
+    for (const { id, data, ref } of await this.follower.unfinished.of(
+      this.queue.queue,
+      TrainJobData,
+      surface.platform,
+      this.follower,
+    )) {
       void this.follow(id, surface, ref, { data, status: '…', intervalMs });
       resumed.push(id);
     }
@@ -127,7 +141,8 @@ export class JobWatcher {
     try {
       const view = await this.queue.view(jobId);
       if (view.state === 'completed' && view.result) return { state: 'completed', result: view.result };
-      if (view.state === 'failed' || view.state === 'cancelled') return { state: view.state, reason: view.failedReason ?? 'failed' };
+      if (view.state === 'failed' || view.state === 'cancelled')
+        return { state: view.state, reason: view.failedReason ?? 'failed' };
       if (view.progress) show(jobId, entry, view.progress);
       return undefined;
     } catch (e) {
@@ -141,7 +156,9 @@ export class JobWatcher {
 /** A progress update: the status line, and once each, the run's notices (a dataset smaller than asked for). */
 function show(jobId: string, f: Entry, progress: TrainProgress): void {
   for (const notice of progress.notices.slice(f.noticesShown)) {
-    void f.surface.post(f.ref.channelId, noticeLine(jobId, notice)).catch((e) => log.warn('could not post a notice', e));
+    void f.surface
+      .post(f.ref.channelId, noticeLine(jobId, notice))
+      .catch((e) => log.warn('could not post a notice', e));
   }
   f.noticesShown = Math.max(f.noticesShown, progress.notices.length);
   f.live.update(`${f.header}\n${progressLine(jobId, progress)}`);
@@ -165,6 +182,11 @@ async function finish(jobId: string, f: Entry, outcome: JobOutcome): Promise<voi
 async function announce(jobId: string, f: Entry, outcome: JobOutcome): Promise<void> {
   const { requestedBy } = f.data;
   if (!f.surface.mention || requestedBy.platform !== f.surface.platform) return;
-  const short = outcome.state === 'completed' ? `job ${jobId} is done: \`${outcome.result.modelName}\`` : `job ${jobId} ${outcome.state === 'cancelled' ? 'was cancelled' : 'failed'}`;
-  await f.surface.post(f.ref.channelId, `${f.surface.mention(requestedBy.id)} ${short}`, { ping: requestedBy.id }).catch((e) => log.warn('could not notify the requester', e));
+  const short =
+    outcome.state === 'completed'
+      ? `job ${jobId} is done: \`${outcome.result.modelName}\``
+      : `job ${jobId} ${outcome.state === 'cancelled' ? 'was cancelled' : 'failed'}`;
+  await f.surface
+    .post(f.ref.channelId, `${f.surface.mention(requestedBy.id)} ${short}`, { ping: requestedBy.id })
+    .catch((e) => log.warn('could not notify the requester', e));
 }

@@ -13,15 +13,29 @@ const MARGIN = { left: 44, right: 12, top: 12, bottom: 28 };
 /** A band's stripe colour, from its row in bands.json. */
 const rgb = (hex: string): RGB => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)) as unknown as RGB;
 /** One colour per curve: blue, then orange (for /models compare), then green and purple. */
-const LINES: readonly RGB[] = [[30, 80, 200], [230, 120, 20], [40, 150, 60], [140, 60, 170]];
+const LINES: readonly RGB[] = [
+  [30, 80, 200],
+  [230, 120, 20],
+  [40, 150, 60],
+  [140, 60, 170],
+];
 const AXIS: RGB = [60, 60, 60];
 const GRID: RGB = [200, 200, 200];
 
 // 3×5 glyphs, one row of three bits per line, for the characters axis labels need.
 const FONT: Record<string, number[]> = {
-  '0': [7, 5, 5, 5, 7], '1': [2, 6, 2, 2, 7], '2': [7, 1, 7, 4, 7], '3': [7, 1, 7, 1, 7], '4': [5, 5, 7, 1, 1],
-  '5': [7, 4, 7, 1, 7], '6': [7, 4, 7, 5, 7], '7': [7, 1, 1, 1, 1], '8': [7, 5, 7, 5, 7], '9': [7, 5, 7, 1, 7],
-  '.': [0, 0, 0, 0, 2], '-': [0, 0, 7, 0, 0],
+  '0': [7, 5, 5, 5, 7],
+  '1': [2, 6, 2, 2, 7],
+  '2': [7, 1, 7, 4, 7],
+  '3': [7, 1, 7, 1, 7],
+  '4': [5, 5, 7, 1, 1],
+  '5': [7, 4, 7, 1, 7],
+  '6': [7, 4, 7, 5, 7],
+  '7': [7, 1, 1, 1, 1],
+  '8': [7, 5, 7, 5, 7],
+  '9': [7, 5, 7, 1, 7],
+  '.': [0, 0, 0, 0, 2],
+  '-': [0, 0, 7, 0, 0],
 };
 
 class Canvas {
@@ -59,7 +73,9 @@ class Canvas {
       const glyph = FONT[ch];
       if (glyph) {
         glyph.forEach((row, gy) => {
-          for (let gx = 0; gx < 3; gx++) if (row & (4 >> gx)) this.rect(x + gx * scale, y + gy * scale, x + gx * scale + scale - 1, y + gy * scale + scale - 1, c);
+          for (let gx = 0; gx < 3; gx++)
+            if (row & (4 >> gx))
+              this.rect(x + gx * scale, y + gy * scale, x + gx * scale + scale - 1, y + gy * scale + scale - 1, c);
         });
       }
       x += 4 * scale;
@@ -90,7 +106,9 @@ export function renderLossCurve(losses: readonly (number | null)[], firstStep = 
 export function renderLossCurves(series: readonly LossSeries[]): Buffer {
   const canvas = new Canvas();
   const curves = series.map((c) =>
-    c.losses.map((l, i) => ({ step: (c.firstStep ?? 1) + i, loss: l })).filter((p): p is { step: number; loss: number } => p.loss !== null && Number.isFinite(p.loss)),
+    c.losses
+      .map((l, i) => ({ step: (c.firstStep ?? 1) + i, loss: l }))
+      .filter((p): p is { step: number; loss: number } => p.loss !== null && Number.isFinite(p.loss)),
   );
   const points = curves.flat();
   const firstStep = Math.min(...series.map((c) => c.firstStep ?? 1));
@@ -122,8 +140,10 @@ export function renderLossCurves(series: readonly LossSeries[]): Buffer {
   canvas.rect(MARGIN.left, MARGIN.top + plotH, MARGIN.left + plotW, MARGIN.top + plotH, AXIS);
   curves.forEach((pts, n) => {
     const colour = LINES[n % LINES.length]!;
-    for (let i = 1; i < pts.length; i++) canvas.line(px(pts[i - 1]!.step), py(pts[i - 1]!.loss), px(pts[i]!.step), py(pts[i]!.loss), colour);
-    if (pts.length === 1) canvas.rect(px(pts[0]!.step) - 2, py(pts[0]!.loss) - 2, px(pts[0]!.step) + 2, py(pts[0]!.loss) + 2, colour);
+    for (let i = 1; i < pts.length; i++)
+      canvas.line(px(pts[i - 1]!.step), py(pts[i - 1]!.loss), px(pts[i]!.step), py(pts[i]!.loss), colour);
+    if (pts.length === 1)
+      canvas.rect(px(pts[0]!.step) - 2, py(pts[0]!.loss) - 2, px(pts[0]!.step) + 2, py(pts[0]!.loss) + 2, colour);
   });
   return encodePng(canvas.pixels, WIDTH, HEIGHT);
 }

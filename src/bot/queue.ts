@@ -4,8 +4,26 @@ import { RELEASE_IF_HOLDER } from '../shared/redis.ts';
 import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InvalidInput, JobNotFound, orUnavailable, QueueUnavailable, QUEUE_DEADLINE_MS, UserError } from '../shared/errors.ts';
-import { CANCEL_FLAG_TTL_S, cancelledLine, keys, PRIORITY_ANY, readCancelFlag, TRAIN_QUEUE, TrainJobData, TrainProgress, TrainResult, type CancelFlag } from '../shared/jobs.ts';
+import {
+  InvalidInput,
+  JobNotFound,
+  orUnavailable,
+  QueueUnavailable,
+  QUEUE_DEADLINE_MS,
+  UserError,
+} from '../shared/errors.ts';
+import {
+  CANCEL_FLAG_TTL_S,
+  cancelledLine,
+  keys,
+  PRIORITY_ANY,
+  readCancelFlag,
+  TRAIN_QUEUE,
+  TrainJobData,
+  TrainProgress,
+  TrainResult,
+  type CancelFlag,
+} from '../shared/jobs.ts';
 
 export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'cancelled' | 'unknown';
 
@@ -27,7 +45,6 @@ export interface JobView {
 export const USER_LOCK_TTL_MS = 10_000;
 /** How long the bot holds a cancelled job's lock while it ends a job no runner holds. */
 const CANCEL_LOCK_MS = 10_000;
-
 
 /**
  * One requester's waiting and running jobs, as id, state pairs, filtered inside Redis: a /train's count then costs
@@ -80,7 +97,12 @@ export class TrainQueue {
     );
     // ids only, in the order runners take them (BullMQ's plain wait list first, then by priority)
     const [state, waiting, prioritized, active] = await this.guard(() =>
-      Promise.all([job.getState(), this.queue.getRanges(['waiting'], 0, -1), this.queue.getRanges(['prioritized'], 0, -1), this.heldCount()]),
+      Promise.all([
+        job.getState(),
+        this.queue.getRanges(['waiting'], 0, -1),
+        this.queue.getRanges(['prioritized'], 0, -1),
+        this.heldCount(),
+      ]),
     );
     if (state === 'active') return { job, position: 0, running: active - 1 };
     const rank = prioritized.indexOf(job.id!);
@@ -110,7 +132,8 @@ export class TrainQueue {
     const giveUpAt = Date.now() + USER_LOCK_TTL_MS + this.timeoutMs;
     for (let pause = 5; ; pause = Math.min(pause * 2, 100)) {
       if ((await this.guard(() => this.redis.set(key, token, 'PX', USER_LOCK_TTL_MS, 'NX'))) === 'OK') break;
-      if (Date.now() > giveUpAt) throw new UserError('another /train of yours is still being queued; try again in a moment');
+      if (Date.now() > giveUpAt)
+        throw new UserError('another /train of yours is still being queued; try again in a moment');
       await sleep(pause * (0.5 + Math.random()));
     }
     try {
@@ -135,7 +158,10 @@ export class TrainQueue {
   async pending(): Promise<JobView[]> {
     // one read of the running jobs' ids gives every job's state, instead of a state lookup (a script) per job
     const [jobs, active] = await this.guard(() =>
-      Promise.all([this.queue.getJobs(['active', 'waiting', 'prioritized', 'delayed']), this.queue.getRanges(['active'], 0, -1)]),
+      Promise.all([
+        this.queue.getJobs(['active', 'waiting', 'prioritized', 'delayed']),
+        this.queue.getRanges(['active'], 0, -1),
+      ]),
     );
     const running = new Set(active);
     const views = jobs.map((j) => viewOf(j, running.has(j.id!) ? 'active' : 'waiting', null));
@@ -145,8 +171,13 @@ export class TrainQueue {
   /** One person's jobs waiting or running (the same id on the same platform), oldest first. */
   async pendingOf(user: { id: string; platform: string }): Promise<JobView[]> {
     const k = this.queue.keys;
-    const found = (await this.guard(() => this.redis.eval(JOBS_OF, 4, k.active!, k.wait!, k.prioritized!, k.delayed!, k['']!, user.id, user.platform))) as string[];
-    const pairs = Array.from({ length: found.length / 2 }, (_, i) => ({ id: found[2 * i]!, state: found[2 * i + 1] as JobState }));
+    const found = (await this.guard(() =>
+      this.redis.eval(JOBS_OF, 4, k.active!, k.wait!, k.prioritized!, k.delayed!, k['']!, user.id, user.platform),
+    )) as string[];
+    const pairs = Array.from({ length: found.length / 2 }, (_, i) => ({
+      id: found[2 * i]!,
+      state: found[2 * i + 1] as JobState,
+    }));
     const jobs = await this.guard(() => Promise.all(pairs.map((p) => this.queue.getJob(p.id))));
     const views = pairs.flatMap((p, i) => (jobs[i] ? [viewOf(jobs[i], p.state, null)] : [])); // gone meanwhile: not pending
     return views.sort(runningFirstThenOldest);
@@ -164,8 +195,15 @@ export class TrainQueue {
     const state = await job.getState();
     if (state === 'completed' || state === 'failed') throw new InvalidInput(`job ${id} already ${state}`);
     const progress = TrainProgress.safeParse(job.progress);
-    const flag: CancelFlag = { by, at: new Date().toISOString(), profile: String(job.data.profile), step: progress.success ? progress.data.step : 0 };
-    await this.guard(() => this.redis.set(keys.cancelFlag(this.prefix, id), JSON.stringify(flag), 'EX', CANCEL_FLAG_TTL_S));
+    const flag: CancelFlag = {
+      by,
+      at: new Date().toISOString(),
+      profile: String(job.data.profile),
+      step: progress.success ? progress.data.step : 0,
+    };
+    await this.guard(() =>
+      this.redis.set(keys.cancelFlag(this.prefix, id), JSON.stringify(flag), 'EX', CANCEL_FLAG_TTL_S),
+    );
     if (state !== 'active') {
       try {
         await job.remove();
@@ -212,10 +250,16 @@ export class TrainQueue {
       // end stands. A runner that took it in between keeps it (remove refuses a locked job): the signal stops it.
       await this.guard(() => this.redis.eval(RELEASE_IF_HOLDER, 1, lock, token));
       if (state === 'completed' || state === 'failed') return false;
-      return job.remove().then(() => true, () => false);
+      return job.remove().then(
+        () => true,
+        () => false,
+      );
     }
     // a runner's pickup writes its own lock over ours: then the move is refused, and the signal stops that runner
-    return job.moveToFailed(new UnrecoverableError(cancelledLine(flag, true)), token, false).then(() => true, () => false);
+    return job.moveToFailed(new UnrecoverableError(cancelledLine(flag, true)), token, false).then(
+      () => true,
+      () => false,
+    );
   }
 
   async cancelFlag(id: string): Promise<CancelFlag | null> {
@@ -248,7 +292,8 @@ export class TrainQueue {
   }
 }
 
-const runningFirstThenOldest = (a: JobView, b: JobView) => (a.state === b.state ? Number(a.id) - Number(b.id) : a.state === 'active' ? -1 : 1);
+const runningFirstThenOldest = (a: JobView, b: JobView) =>
+  a.state === b.state ? Number(a.id) - Number(b.id) : a.state === 'active' ? -1 : 1;
 
 function viewOf(job: Job, state: JobState, cancelledBy: string | null): JobView {
   const progress = TrainProgress.safeParse(job.progress);

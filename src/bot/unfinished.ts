@@ -30,8 +30,8 @@ export class UnfinishedMessages {
    */
   async remember(job: Job, ref: MessageRef): Promise<void> {
     const origin = { ...job.data.origin, channelId: ref.channelId, messageId: ref.id };
-    await orUnavailable(this.redis.sadd(this.key, job.id!).then(() => job.updateData({ ...job.data, origin }))).catch((e) =>
-      log.debug(`${job.id}: message id not stored: ${(e as Error).message}`),
+    await orUnavailable(this.redis.sadd(this.key, job.id!).then(() => job.updateData({ ...job.data, origin }))).catch(
+      (e) => log.debug(`${job.id}: message id not stored: ${(e as Error).message}`),
     );
   }
 
@@ -55,7 +55,8 @@ export class UnfinishedMessages {
         continue;
       }
       const { origin } = data.data;
-      if (origin.platform === platform && origin.messageId) found.push({ id, data: data.data, ref: { channelId: origin.channelId, id: origin.messageId } });
+      if (origin.platform === platform && origin.messageId)
+        found.push({ id, data: data.data, ref: { channelId: origin.channelId, id: origin.messageId } });
     }
     return found;
   }

@@ -31,7 +31,11 @@ export function quoteUser(s: string, n = 40): string {
  * The message as a platform shows it: every quote's inside through that platform's `quoted` escape, the rest of the
  * text through its `markup` rendering, the marks removed.
  */
-export function renderQuotes(text: string, quoted: (inside: string) => string, markup: (text: string) => string = (t) => t): string {
+export function renderQuotes(
+  text: string,
+  quoted: (inside: string) => string,
+  markup: (text: string) => string = (t) => t,
+): string {
   return text
     .split(/\uE000([^\uE000\uE001]*)\uE001/)
     .map((part, i) => (i % 2 === 1 ? quoted(part) : markup(part.replace(/[\uE000\uE001]/g, ''))))

@@ -57,7 +57,9 @@ export class ConsoleChat implements ChatSurface {
   private interruptHandler: (() => void) | null = null;
 
   constructor(private readonly options: ConsoleOptions) {
-    this.editIntervalMs = options.tty ? PLATFORM_LIMITS.console.ttyEditIntervalMs : PLATFORM_LIMITS.console.editIntervalMs;
+    this.editIntervalMs = options.tty
+      ? PLATFORM_LIMITS.console.ttyEditIntervalMs
+      : PLATFORM_LIMITS.console.editIntervalMs;
     this.showsPartialAnswers = options.tty;
   }
 

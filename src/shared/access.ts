@@ -29,7 +29,9 @@ export function parseRule(text: string): Rule {
 }
 
 export function ruleProblems(rule: Rule): string[] {
-  return rule.filter((p) => p !== '*' && !/^(user|role|group|channel):[A-Za-z0-9_.-]+$/.test(p)).map((p) => `'${p}' is not *, user:ID, role:ID, group:ID or channel:ID`);
+  return rule
+    .filter((p) => p !== '*' && !/^(user|role|group|channel):[A-Za-z0-9_.-]+$/.test(p))
+    .map((p) => `'${p}' is not *, user:ID, role:ID, group:ID or channel:ID`);
 }
 
 export class AccessPolicy {
@@ -47,6 +49,13 @@ export class AccessPolicy {
 
   /** The Slack user groups the rules name: the Slack adapter looks up only these. */
   groups(): string[] {
-    return [...new Set(Object.values(this.rules).flat().filter((p) => p.startsWith('group:')).map((p) => p.slice(6)))];
+    return [
+      ...new Set(
+        Object.values(this.rules)
+          .flat()
+          .filter((p) => p.startsWith('group:'))
+          .map((p) => p.slice(6)),
+      ),
+    ];
   }
 }

@@ -33,10 +33,17 @@ const rule = z
 const EnvSchema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   EMBEDDED_REDIS_DIR: path('.cache/redis'),
-  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('chatops'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only')
+    .default('chatops'),
   EMBEDDED_RUNNER: bool.optional(),
   MODELS_DIR: path('models'),
-  LOCAL_MODELS_DIR: z.string().min(1).transform((p) => resolve(REPO_ROOT, p)).optional(),
+  LOCAL_MODELS_DIR: z
+    .string()
+    .min(1)
+    .transform((p) => resolve(REPO_ROOT, p))
+    .optional(),
   DATASET: path('gpu-runner/trainer/data/sample_conversations.jsonl'),
   BASE_MODEL: z.string().min(1).default('tiny'),
   TRAINER_BACKEND: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
@@ -57,12 +64,24 @@ const EnvSchema = z.object({
   CONSOLE_USER: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).optional(),
   DISCORD_TOKEN: z.string().min(20, 'looks too short for a bot token').optional(),
-  DISCORD_APPLICATION_ID: z.string().regex(/^\d{5,25}$/, 'must be the numeric application id').optional(),
-  DISCORD_GUILD_ID: z.string().regex(/^\d{5,25}$/, 'must be a numeric guild (server) id').optional(),
+  DISCORD_APPLICATION_ID: z
+    .string()
+    .regex(/^\d{5,25}$/, 'must be the numeric application id')
+    .optional(),
+  DISCORD_GUILD_ID: z
+    .string()
+    .regex(/^\d{5,25}$/, 'must be a numeric guild (server) id')
+    .optional(),
   DISCORD_API_BASE: z.url({ protocol: /^https?$/ }).optional(),
   DISCORD_CHAT_THREADS: bool.default(false),
-  SLACK_BOT_TOKEN: z.string().regex(/^xoxb-/, 'must be a bot token (xoxb-…)').optional(),
-  SLACK_APP_TOKEN: z.string().regex(/^xapp-/, 'must be an app-level token (xapp-…)').optional(),
+  SLACK_BOT_TOKEN: z
+    .string()
+    .regex(/^xoxb-/, 'must be a bot token (xoxb-…)')
+    .optional(),
+  SLACK_APP_TOKEN: z
+    .string()
+    .regex(/^xapp-/, 'must be an app-level token (xapp-…)')
+    .optional(),
   SLACK_SIGNING_SECRET: z.string().min(8).optional(),
   SLACK_MODE: z.enum(['socket', 'http']).optional(),
   SLACK_PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -129,7 +148,15 @@ export interface Config {
   consoleUser: string;
   /** Unset: each entry point picks its own (the console bot: warn; a runner host: info). */
   logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
-  discord: { token: string; applicationId: string; guildId: string | undefined; apiBase: string | undefined; chatThreads: boolean } | undefined;
+  discord:
+    | {
+        token: string;
+        applicationId: string;
+        guildId: string | undefined;
+        apiBase: string | undefined;
+        chatThreads: boolean;
+      }
+    | undefined;
   slack:
     | { botToken: string; mode: 'socket'; appToken: string; apiUrl: string | undefined }
     | { botToken: string; mode: 'http'; signingSecret: string; port: number; apiUrl: string | undefined }
@@ -160,12 +187,16 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
   const e = parsed.data;
   const secrets: string[] = [];
   const problems: string[] = [];
-  if (e.DISCORD_TOKEN && !e.DISCORD_APPLICATION_ID) problems.push('DISCORD_APPLICATION_ID: required with DISCORD_TOKEN');
+  if (e.DISCORD_TOKEN && !e.DISCORD_APPLICATION_ID)
+    problems.push('DISCORD_APPLICATION_ID: required with DISCORD_TOKEN');
   const slackMode = e.SLACK_MODE ?? (e.SLACK_APP_TOKEN ? 'socket' : 'http');
-  if (e.SLACK_BOT_TOKEN && slackMode === 'socket' && !e.SLACK_APP_TOKEN) problems.push('SLACK_APP_TOKEN: required for Socket Mode');
-  if (e.SLACK_BOT_TOKEN && slackMode === 'http' && !e.SLACK_SIGNING_SECRET) problems.push('SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN (or set SLACK_APP_TOKEN for Socket Mode)');
+  if (e.SLACK_BOT_TOKEN && slackMode === 'socket' && !e.SLACK_APP_TOKEN)
+    problems.push('SLACK_APP_TOKEN: required for Socket Mode');
+  if (e.SLACK_BOT_TOKEN && slackMode === 'http' && !e.SLACK_SIGNING_SECRET)
+    problems.push('SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN (or set SLACK_APP_TOKEN for Socket Mode)');
   if (problems.length) throw new ConfigError(problems);
-  for (const s of [e.DISCORD_TOKEN, e.SLACK_BOT_TOKEN, e.SLACK_APP_TOKEN, e.SLACK_SIGNING_SECRET]) if (s) secrets.push(s);
+  for (const s of [e.DISCORD_TOKEN, e.SLACK_BOT_TOKEN, e.SLACK_APP_TOKEN, e.SLACK_SIGNING_SECRET])
+    if (s) secrets.push(s);
   if (e.REDIS_URL) {
     const u = new URL(e.REDIS_URL);
     if (u.password) secrets.push(decodeURIComponent(u.password), u.password);
@@ -197,14 +228,31 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     consoleUser: e.CONSOLE_USER ?? env.USER ?? 'you',
     logLevel: e.LOG_LEVEL,
     discord: e.DISCORD_TOKEN
-      ? { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID!, guildId: e.DISCORD_GUILD_ID, apiBase: e.DISCORD_API_BASE, chatThreads: e.DISCORD_CHAT_THREADS }
+      ? {
+          token: e.DISCORD_TOKEN,
+          applicationId: e.DISCORD_APPLICATION_ID!,
+          guildId: e.DISCORD_GUILD_ID,
+          apiBase: e.DISCORD_API_BASE,
+          chatThreads: e.DISCORD_CHAT_THREADS,
+        }
       : undefined,
     slack: !e.SLACK_BOT_TOKEN
       ? undefined
       : slackMode === 'socket'
         ? { botToken: e.SLACK_BOT_TOKEN, mode: 'socket', appToken: e.SLACK_APP_TOKEN!, apiUrl: e.SLACK_API_URL }
-        : { botToken: e.SLACK_BOT_TOKEN, mode: 'http', signingSecret: e.SLACK_SIGNING_SECRET!, port: e.SLACK_PORT, apiUrl: e.SLACK_API_URL },
-    access: { train: e.ALLOW_TRAIN, cancel_any: e.ALLOW_CANCEL_ANY, ask: e.ALLOW_ASK, manage_models: e.ALLOW_MANAGE_MODELS },
+        : {
+            botToken: e.SLACK_BOT_TOKEN,
+            mode: 'http',
+            signingSecret: e.SLACK_SIGNING_SECRET!,
+            port: e.SLACK_PORT,
+            apiUrl: e.SLACK_API_URL,
+          },
+    access: {
+      train: e.ALLOW_TRAIN,
+      cancel_any: e.ALLOW_CANCEL_ANY,
+      ask: e.ALLOW_ASK,
+      manage_models: e.ALLOW_MANAGE_MODELS,
+    },
     maxQueuedPerUser: e.MAX_QUEUED_PER_USER,
     asksPerMinute: e.ASKS_PER_MINUTE,
     secrets: secrets.filter((s) => s.length >= 4),
@@ -212,7 +260,13 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
 }
 
 /** Settings that hold a secret (REDIS_URL: its password). */
-const SECRET_SETTINGS = ['DISCORD_TOKEN', 'SLACK_BOT_TOKEN', 'SLACK_APP_TOKEN', 'SLACK_SIGNING_SECRET', 'REDIS_URL'] as const;
+const SECRET_SETTINGS = [
+  'DISCORD_TOKEN',
+  'SLACK_BOT_TOKEN',
+  'SLACK_APP_TOKEN',
+  'SLACK_SIGNING_SECRET',
+  'REDIS_URL',
+] as const;
 
 /**
  * For an entry point: the settings, with the log set up from them (at `defaultLogLevel` unless LOG_LEVEL says), or

@@ -56,7 +56,10 @@ export type TrainProgress = z.infer<typeof TrainProgress>;
 
 /** The steps and seconds a run has measured so far, over its attempts, from each attempt's first step. */
 export function timedSteps(p: TrainProgress): { steps: number; seconds: number } {
-  const here = p.firstStep && p.step > p.firstStep.step ? { steps: p.step - p.firstStep.step, seconds: p.elapsedS - p.firstStep.elapsedS } : { steps: 0, seconds: 0 };
+  const here =
+    p.firstStep && p.step > p.firstStep.step
+      ? { steps: p.step - p.firstStep.step, seconds: p.elapsedS - p.firstStep.elapsedS }
+      : { steps: 0, seconds: 0 };
   return { steps: (p.timed?.steps ?? 0) + here.steps, seconds: (p.timed?.seconds ?? 0) + here.seconds };
 }
 
@@ -109,7 +112,12 @@ export const AskResult = z.object({
 export type AskResult = z.infer<typeof AskResult>;
 
 /** A cancel, stored with the job's id: who, when, and the step the run had reached (0: it had not started). */
-export const CancelFlag = z.object({ by: z.string(), at: z.string(), profile: z.string(), step: z.number().int().nonnegative().default(0) });
+export const CancelFlag = z.object({
+  by: z.string(),
+  at: z.string(),
+  profile: z.string(),
+  step: z.number().int().nonnegative().default(0),
+});
 export type CancelFlag = z.infer<typeof CancelFlag>;
 
 /**
@@ -119,7 +127,11 @@ export type CancelFlag = z.infer<typeof CancelFlag>;
 export const cancelledLine = (flag: CancelFlag, started = false) =>
   `cancelled by ${flag.by} ${flag.step > 0 ? `at step ${flag.step}` : started ? 'before its first step' : 'before it started'}`;
 
-export async function readCancelFlag(redis: Pick<Redis, 'get'>, prefix: string, jobId: string): Promise<CancelFlag | null> {
+export async function readCancelFlag(
+  redis: Pick<Redis, 'get'>,
+  prefix: string,
+  jobId: string,
+): Promise<CancelFlag | null> {
   const raw = await redis.get(keys.cancelFlag(prefix, jobId));
   if (!raw) return null;
   const flag = CancelFlag.safeParse(parseJsonOrNull(raw));

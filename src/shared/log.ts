@@ -21,7 +21,8 @@ export function redact(text: string): string {
 
 function write(level: Level, scope: string, message: string, error?: unknown): void {
   if (ORDER[level] < ORDER[threshold]) return;
-  const detail = error instanceof Error ? `\n${error.stack ?? error.message}` : error !== undefined ? ` ${String(error)}` : '';
+  const detail =
+    error instanceof Error ? `\n${error.stack ?? error.message}` : error !== undefined ? ` ${String(error)}` : '';
   sink(redact(`${new Date().toISOString()} ${level.padEnd(5)} [${scope}] ${message}${detail}`));
 }
 

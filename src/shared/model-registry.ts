@@ -1,6 +1,18 @@
 /** Reads models/: the trained adapters, their facts from training_info.txt, and which one `latest` points at. */
 import type { Dirent } from 'node:fs';
-import { link, lstat, mkdir, readdir, readFile, readlink, rename, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import {
+  link,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  stat,
+  symlink,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { InvalidInput, UserError } from './errors.ts';
@@ -8,7 +20,15 @@ import { parseJsonOrNull } from './jobs.ts';
 import { isSafeModelName, parseModelName } from './model-names.ts';
 import { bandById, bandFor, type Band } from './tables.ts';
 
-export const MODEL_STATUSES = ['succeeded', 'running', 'failed', 'cancelled', 'interrupted', 'out_of_memory', 'disk_full'] as const;
+export const MODEL_STATUSES = [
+  'succeeded',
+  'running',
+  'failed',
+  'cancelled',
+  'interrupted',
+  'out_of_memory',
+  'disk_full',
+] as const;
 export type ModelStatus = (typeof MODEL_STATUSES)[number] | 'unknown';
 
 export interface ModelEntry {
@@ -40,7 +60,10 @@ function isModelFolderName(name: string): boolean {
 
 /** The models an ask may use (their run succeeded), newest first as `models` are, at most SUGGESTED. */
 export function usableNames(models: readonly ModelEntry[]): string[] {
-  return models.filter((m) => m.status === 'succeeded').slice(0, SUGGESTED).map((m) => m.name);
+  return models
+    .filter((m) => m.status === 'succeeded')
+    .slice(0, SUGGESTED)
+    .map((m) => m.name);
 }
 
 export function parseTrainingInfo(text: string): Record<string, string> {
@@ -60,14 +83,23 @@ export function parseTrainingInfo(text: string): Record<string, string> {
  * `interrupted` for a resume that will not come: one the trainer marked otherwise is left as it is. False when there
  * is nothing to mark.
  */
-export async function markFolder(modelsDir: string, name: string, status: 'failed' | 'cancelled', reason: string): Promise<boolean> {
+export async function markFolder(
+  modelsDir: string,
+  name: string,
+  status: 'failed' | 'cancelled',
+  reason: string,
+): Promise<boolean> {
   if (!isModelFolderName(name)) return false;
   const file = join(modelsDir, name, 'training_info.txt');
   const text = await readFile(file, 'utf8').catch(() => null);
   const was = text === null ? undefined : parseTrainingInfo(text).status;
   if (text === null || !(was === 'running' || (was === 'interrupted' && status === 'cancelled'))) return false;
   const lines = text.split('\n').filter((l) => l && !/^(status|error|finished_at): /.test(l));
-  lines.push(`status: ${status}`, `error: ${reason.replace(/[\r\n]+/g, ' ')}`, `finished_at: ${new Date().toISOString()}`);
+  lines.push(
+    `status: ${status}`,
+    `error: ${reason.replace(/[\r\n]+/g, ' ')}`,
+    `finished_at: ${new Date().toISOString()}`,
+  );
   const tmp = join(modelsDir, name, '.training_info.txt.runner');
   await writeFile(tmp, `${lines.join('\n')}\n`, 'utf8');
   await rename(tmp, file);
@@ -133,15 +165,21 @@ export class ModelRegistry {
 
   /** Several models by name, from one read of the folder (as find, each). */
   async findAll(names: string[]): Promise<ModelEntry[]> {
-    if (!names.every(isSafeModelName)) throw new InvalidInput('a model is named by its folder name (or latest), not a path');
+    if (!names.every(isSafeModelName))
+      throw new InvalidInput('a model is named by its folder name (or latest), not a path');
     const models = await this.list();
     return names.map((name) => {
       const found = models.find((m) => (name === 'latest' ? m.isLatest : m.name === name));
       if (found) return found;
       if (name === 'latest') throw new UserError('no model is latest yet; /train quick_test makes one');
       const listed = usableNames(models);
-      const hint = listed.length ? `try latest or one of ${listed.join(', ')}` : models.length ? 'no model has finished training yet' : 'there are no models yet';
-      if (name === ARCHIVE_DIR) throw new UserError(`archive/ holds the archived models and is not one (/models archived lists them); ${hint}`);
+      const hint = listed.length
+        ? `try latest or one of ${listed.join(', ')}`
+        : models.length
+          ? 'no model has finished training yet'
+          : 'there are no models yet';
+      if (name === ARCHIVE_DIR)
+        throw new UserError(`archive/ holds the archived models and is not one (/models archived lists them); ${hint}`);
       throw new UserError(`no model '${name}'; ${hint}`);
     });
   }
@@ -153,13 +191,16 @@ export class ModelRegistry {
    */
   async forAsk(name: string): Promise<ModelEntry | null> {
     if (name === 'base') return null;
-    if (!isSafeModelName(name)) throw new InvalidInput('a model is named by its folder name (or latest, or base), not a path');
+    if (!isSafeModelName(name))
+      throw new InvalidInput('a model is named by its folder name (or latest, or base), not a path');
     const latest = await this.latestName();
-    if (name === 'latest' && latest === null) throw new UserError('no model is latest yet; /train quick_test makes one');
+    if (name === 'latest' && latest === null)
+      throw new UserError('no model is latest yet; /train quick_test makes one');
     const folder = name === 'latest' ? latest! : name;
     const model = isModelFolderName(folder) ? await this.entry(this.dir, folder, latest) : null;
     if (model && (model.status === 'succeeded' || name === 'latest')) return model;
-    if (name === 'latest') throw new UserError(`latest points at ${folder}, which is gone; /models promote another model`);
+    if (name === 'latest')
+      throw new UserError(`latest points at ${folder}, which is gone; /models promote another model`);
     const usable = usableNames(await this.list());
     const known = `known: ${[...(latest !== null ? ['latest'] : []), 'base', ...usable].join(', ')}${usable.length ? '' : ' (/train quick_test makes a model)'}`;
     if (name === ARCHIVE_DIR) throw new UserError(`archive/ holds the archived models and is not one; ${known}`);
@@ -178,7 +219,10 @@ export class ModelRegistry {
    */
   async promote(name: string): Promise<{ model: ModelEntry; previous: string | null }> {
     const model = await this.find(name);
-    if (model.status !== 'succeeded') throw new InvalidInput(`${model.name} did not finish training (${model.status}); only a finished model can be latest`);
+    if (model.status !== 'succeeded')
+      throw new InvalidInput(
+        `${model.name} did not finish training (${model.status}); only a finished model can be latest`,
+      );
     const previous = await this.latestName();
     const tmp = join(this.dir, `.latest.bot.${process.pid}`);
     await unlink(tmp).catch(() => undefined);
@@ -195,7 +239,13 @@ export class ModelRegistry {
     if (model.status === 'running') throw new InvalidInput(`${model.name} is still training`);
     await mkdir(join(this.dir, ARCHIVE_DIR), { recursive: true });
     const target = join(this.dir, ARCHIVE_DIR, model.name);
-    if (await stat(target).then(() => true, () => false)) throw new InvalidInput(`archive/ already holds a ${model.name}`);
+    if (
+      await stat(target).then(
+        () => true,
+        () => false,
+      )
+    )
+      throw new InvalidInput(`archive/ already holds a ${model.name}`);
     await rename(join(this.dir, model.name), target);
     return model;
   }
@@ -215,7 +265,13 @@ export class ModelRegistry {
     const notArchived = `archive/ holds no model '${name}'; /models archived lists what it holds`;
     const inModels = `${name} is in models/ already (/models list shows it); nothing was moved`;
     if (!isModelFolderName(name)) throw new InvalidInput(notArchived);
-    if (await lstat(target).then(() => true, () => false)) throw new InvalidInput(inModels);
+    if (
+      await lstat(target).then(
+        () => true,
+        () => false,
+      )
+    )
+      throw new InvalidInput(inModels);
     const model = await this.entry(join(this.dir, ARCHIVE_DIR), name, null);
     if (!model) throw new InvalidInput(notArchived);
     try {
@@ -265,7 +321,8 @@ export class ModelRegistry {
       if (model) models.push(model);
     }
     return models.sort(
-      (a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.sequence - a.sequence || a.name.localeCompare(b.name),
+      (a, b) =>
+        b.createdAt.getTime() - a.createdAt.getTime() || b.sequence - a.sequence || a.name.localeCompare(b.name),
     );
   }
 
@@ -273,13 +330,24 @@ export class ModelRegistry {
   private async entry(dir: string, name: string, latest: string | null): Promise<ModelEntry | null> {
     const parsed = parseModelName(name);
     // lstat: a link is not a model folder (as readdir's entries in read())
-    if (!parsed || !(await lstat(join(dir, name)).then((s) => s.isDirectory(), () => false))) return null;
+    if (
+      !parsed ||
+      !(await lstat(join(dir, name)).then(
+        (s) => s.isDirectory(),
+        () => false,
+      ))
+    )
+      return null;
     const info = await readFile(join(dir, name, 'training_info.txt'), 'utf8')
       .then(parseTrainingInfo)
       .catch(() => ({}) as Record<string, string>);
-    const status = ((MODEL_STATUSES as readonly string[]).includes(info.status ?? '')
-      ? info.status
-      : info.final_loss !== undefined ? 'succeeded' : 'unknown') as ModelStatus;
+    const status = (
+      (MODEL_STATUSES as readonly string[]).includes(info.status ?? '')
+        ? info.status
+        : info.final_loss !== undefined
+          ? 'succeeded'
+          : 'unknown'
+    ) as ModelStatus;
     const loss = info.final_loss !== undefined ? Number(info.final_loss) : null;
     return {
       name,
@@ -300,7 +368,11 @@ export class ModelRegistry {
  * The files under `folder`, depth first; `skip(name, atTop)` leaves an entry out (a folder with all it holds).
  * Links are not followed.
  */
-export async function* filesUnder(folder: string, skip: (name: string, atTop: boolean) => boolean = () => false, dir = folder): AsyncGenerator<string> {
+export async function* filesUnder(
+  folder: string,
+  skip: (name: string, atTop: boolean) => boolean = () => false,
+  dir = folder,
+): AsyncGenerator<string> {
   for (const e of await readdir(dir, { withFileTypes: true })) {
     if (skip(e.name, dir === folder)) continue;
     if (e.isDirectory()) yield* filesUnder(folder, skip, join(dir, e.name));

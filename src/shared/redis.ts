@@ -48,8 +48,12 @@ const outage = { down: new Set<object>(), since: 0, errors: 0 };
 export function isConnectionError(e: unknown): boolean {
   const { code, message } = (e ?? {}) as { code?: string; message?: string };
   return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(code ?? '') ||
-    /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|max retries|Socket closed unexpectedly/i.test(message ?? '')
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(
+      code ?? '',
+    ) ||
+    /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|max retries|Socket closed unexpectedly/i.test(
+      message ?? '',
+    )
   );
 }
 
@@ -74,7 +78,9 @@ function watched(redis: Redis): Redis {
   });
   const back = () => {
     if (!outage.down.delete(redis) || outage.down.size > 0) return;
-    log.info(`connection is back after ${((Date.now() - outage.since) / 1000).toFixed(1)} s (${outage.errors} failed attempts)`);
+    log.info(
+      `connection is back after ${((Date.now() - outage.since) / 1000).toFixed(1)} s (${outage.errors} failed attempts)`,
+    );
     outage.errors = 0;
   };
   redis.on('ready', back);
@@ -147,7 +153,12 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
       dir,
       async stop() {
         process.off('exit', stopAtExit);
-        await stopProcess(server.child.pid, () => server.child.kill('SIGTERM'), () => server.child.kill('SIGKILL'), server.child);
+        await stopProcess(
+          server.child.pid,
+          () => server.child.kill('SIGTERM'),
+          () => server.child.kill('SIGKILL'),
+          server.child,
+        );
         await release();
       },
     };
@@ -160,7 +171,16 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
 /** Starts redis-server in `dir` on a free port (another one if that port was taken meanwhile) and waits for PING. */
 async function launch(binary: string, dir: string, kept: boolean): Promise<{ url: string; child: ResultPromise }> {
   const persistence = kept
-    ? ['--appendonly', 'yes', '--appendfsync', 'everysec', '--aof-load-truncated', 'yes', '--pidfile', join(dir, REDIS_PID_FILE)]
+    ? [
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'everysec',
+        '--aof-load-truncated',
+        'yes',
+        '--pidfile',
+        join(dir, REDIS_PID_FILE),
+      ]
     : ['--appendonly', 'no'];
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
@@ -170,7 +190,19 @@ async function launch(binary: string, dir: string, kept: boolean): Promise<{ url
     // SIGKILL leaves it running, and the next start on a kept folder stops it).
     const child = execa(
       binary,
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--logfile', join(dir, LOG_FILE)],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        ...persistence,
+        '--dir',
+        dir,
+        '--logfile',
+        join(dir, LOG_FILE),
+      ],
       { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', detached: true, cleanup: false },
     );
     const url = `redis://127.0.0.1:${port}`;
@@ -180,9 +212,17 @@ async function launch(binary: string, dir: string, kept: boolean): Promise<{ url
     const said = await readFile(join(dir, LOG_FILE), 'utf8').catch(() => '');
     if (/Address already in use/.test(said) && attempt < 3) continue;
     if (result.code === 'ENOENT' || (result.failed && result.exitCode === undefined && !said)) {
-      throw new EmbeddedRedisError(`could not run ${binary}: install Redis (Debian: apt-get install redis-server) or set REDIS_URL`);
+      throw new EmbeddedRedisError(
+        `could not run ${binary}: install Redis (Debian: apt-get install redis-server) or set REDIS_URL`,
+      );
     }
-    const why = lastProblem(said) ?? String(result.stderr ?? '').trim().split('\n').pop() ?? '';
+    const why =
+      lastProblem(said) ??
+      String(result.stderr ?? '')
+        .trim()
+        .split('\n')
+        .pop() ??
+      '';
     throw new EmbeddedRedisError(
       kept
         ? `${binary} would not start on the data kept in ${dir}${why ? ` (it said: ${why})` : ''}: delete that folder to start afresh (its jobs, job history and /chat conversations are lost), or set REDIS_URL`
@@ -265,11 +305,18 @@ async function stopOrphan(dir: string): Promise<void> {
 }
 
 /** SIGTERM, then waits for the process to be gone (SIGKILL after STOP_TIMEOUT_MS). */
-async function stopProcess(pid: number | undefined, term: () => void, kill: () => void, child?: Promise<unknown>): Promise<void> {
+async function stopProcess(
+  pid: number | undefined,
+  term: () => void,
+  kill: () => void,
+  child?: Promise<unknown>,
+): Promise<void> {
   if (pid === undefined) return;
-  const gone = child ?? (async () => {
-    while (running(pid)) await sleep(25);
-  })();
+  const gone =
+    child ??
+    (async () => {
+      while (running(pid)) await sleep(25);
+    })();
   try {
     term();
   } catch {
@@ -356,7 +403,10 @@ export async function pingRedis(url: string): Promise<boolean> {
 
 async function waitForPing(url: string, child: ResultPromise, timeoutMs: number): Promise<boolean> {
   let exited = false;
-  child.then(() => (exited = true), () => (exited = true));
+  child.then(
+    () => (exited = true),
+    () => (exited = true),
+  );
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !exited) {
     if (await pingRedis(url)) return true;

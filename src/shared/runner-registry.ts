@@ -32,7 +32,13 @@ export const RunnerBeat = z.object({
   /** The id of the models folder this runner writes (src/shared/model-registry.ts): the bot's own when storage is shared. */
   modelsId: z.string().nullable().default(null),
   job: z
-    .object({ id: z.string(), profile: z.string(), step: z.number().int(), maxSteps: z.number().int(), requestedBy: z.string() })
+    .object({
+      id: z.string(),
+      profile: z.string(),
+      step: z.number().int(),
+      maxSteps: z.number().int(),
+      requestedBy: z.string(),
+    })
     .nullable(),
   /** What keeps an idle worker from taking jobs (a GPU whose slots other workers hold). */
   waitingFor: z.string().nullable().default(null),
@@ -111,7 +117,18 @@ export class RunnerRegistry {
    */
   async beat(beat: RunnerBeat, ttlMs: number): Promise<boolean> {
     const json = JSON.stringify(RunnerBeat.parse(beat));
-    return (await this.redis.eval(BEAT, 2, this.aliveKey(beat.name), this.seenKey, json, beat.instance, ttlMs, beat.name)) === 1;
+    return (
+      (await this.redis.eval(
+        BEAT,
+        2,
+        this.aliveKey(beat.name),
+        this.seenKey,
+        json,
+        beat.instance,
+        ttlMs,
+        beat.name,
+      )) === 1
+    );
   }
 
   /** A runner stopping on purpose leaves the list (it did not go silent); only the process that holds the name. */
@@ -153,7 +170,10 @@ export function gpuName(host: string, gpuId: number): string {
   return `${host}/gpu${gpuId}`;
 }
 
-export function runnerMatches(runner: Pick<RunnerBeat, 'host' | 'gpuId' | 'gpuClass'>, target: { host?: string; gpu?: string } | undefined): boolean {
+export function runnerMatches(
+  runner: Pick<RunnerBeat, 'host' | 'gpuId' | 'gpuClass'>,
+  target: { host?: string; gpu?: string } | undefined,
+): boolean {
   if (!target) return true;
   const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
   const gpu = runner.gpuId !== null ? gpuName(runner.host, runner.gpuId) : null;

@@ -33,7 +33,12 @@ const BandSchema = z.object({
 });
 const BandsSchema = z.object({
   bands: z.array(BandSchema).min(1),
-  diverged: z.object({ id: z.string(), emoji: z.string(), label: z.string(), colour: z.string().regex(/^#[0-9a-f]{6}$/i) }),
+  diverged: z.object({
+    id: z.string(),
+    emoji: z.string(),
+    label: z.string(),
+    colour: z.string().regex(/^#[0-9a-f]{6}$/i),
+  }),
   final_loss_window: z.number().int().positive(),
 });
 

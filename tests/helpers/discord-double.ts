@@ -92,14 +92,33 @@ export class DiscordDouble {
   }
 
   /** Sends a slash command as Discord would; returns the interaction's id and token. */
-  slash(command: string, sub: string | undefined, options: Record<string, string | number>, user: { id: string; name: string; roles?: string[] }) {
-    const opts = Object.entries(options).map(([name, value]) => ({ name, type: typeof value === 'number' ? 4 : 3, value }));
-    const data = { id: nextId(), name: command, type: 1, options: sub ? [{ type: 1, name: sub, options: opts }] : opts };
+  slash(
+    command: string,
+    sub: string | undefined,
+    options: Record<string, string | number>,
+    user: { id: string; name: string; roles?: string[] },
+  ) {
+    const opts = Object.entries(options).map(([name, value]) => ({
+      name,
+      type: typeof value === 'number' ? 4 : 3,
+      value,
+    }));
+    const data = {
+      id: nextId(),
+      name: command,
+      type: 1,
+      options: sub ? [{ type: 1, name: sub, options: opts }] : opts,
+    };
     return this.interaction(2, data, user);
   }
 
   autocomplete(command: string, sub: string, option: string, typed: string, user: { id: string; name: string }) {
-    const data = { id: nextId(), name: command, type: 1, options: [{ type: 1, name: sub, options: [{ type: 3, name: option, value: typed, focused: true }] }] };
+    const data = {
+      id: nextId(),
+      name: command,
+      type: 1,
+      options: [{ type: 1, name: sub, options: [{ type: 3, name: option, value: typed, focused: true }] }],
+    };
     return this.interaction(4, data, user);
   }
 
@@ -221,20 +240,44 @@ export class DiscordDouble {
     const path = decodeURIComponent(url.pathname).replace(/^\/api\/v\d+/, '');
     const raw = await readBody(req);
     const { body, files } = await parseBody(req, raw);
-    this.requests.push({ at: performance.now(), method: req.method!, path, auth: req.headers.authorization, body, files });
+    this.requests.push({
+      at: performance.now(),
+      method: req.method!,
+      path,
+      auth: req.headers.authorization,
+      body,
+      files,
+    });
     let m: RegExpExecArray | null;
 
     if (req.method === 'GET' && path === '/gateway/bot') {
-      return { status: 200, body: { url: `ws://127.0.0.1:${this.port}`, shards: 1, session_start_limit: { total: 1000, remaining: 999, reset_after: 0, max_concurrency: 1 } } };
+      return {
+        status: 200,
+        body: {
+          url: `ws://127.0.0.1:${this.port}`,
+          shards: 1,
+          session_start_limit: { total: 1000, remaining: 999, reset_after: 0, max_concurrency: 1 },
+        },
+      };
     }
     if ((m = /^\/applications\/(\d+)(?:\/guilds\/(\d+))?\/commands$/.exec(path))) {
       if (req.method === 'GET') return { status: 200, body: this.commands };
       if (req.method === 'PUT') {
         // as Discord does: required options must come before optional ones, at every level
         const misordered = (opts: any[] = []): boolean =>
-          opts.some((o, i) => (o.required && opts.slice(0, i).some((p) => !p.required && p.type !== 1)) || misordered(o.options));
+          opts.some(
+            (o, i) =>
+              (o.required && opts.slice(0, i).some((p) => !p.required && p.type !== 1)) || misordered(o.options),
+          );
         if ((body as any[]).some((c) => misordered(c.options))) {
-          return { status: 400, body: { message: 'Invalid Form Body', code: 50035, errors: { options: 'Required options must be placed before non-required options' } } };
+          return {
+            status: 400,
+            body: {
+              message: 'Invalid Form Body',
+              code: 50035,
+              errors: { options: 'Required options must be placed before non-required options' },
+            },
+          };
         }
         this.commandPuts++;
         this.commands = (body as any[]).map((c) => ({ ...c, id: nextId(), application_id: APP_ID, version: '1' }));
@@ -244,17 +287,24 @@ export class DiscordDouble {
     if ((m = /^\/interactions\/(\d+)\/([^/]+)\/callback$/.exec(path)) && req.method === 'POST') {
       const [, id, token] = m;
       // as Discord does: an interaction is answered once
-      if (this.callbacks.has(id!)) return { status: 400, body: { message: 'Interaction has already been acknowledged.', code: 40060 } };
+      if (this.callbacks.has(id!))
+        return { status: 400, body: { message: 'Interaction has already been acknowledged.', code: 40060 } };
       this.callbacks.set(id!, { type: body.type, flags: body.data?.flags ?? 0, at: performance.now() });
       if (body.type === 5 || body.type === 4) {
-        const msg = this.newMessage(CHANNEL_ID, body.type === 4 ? body.data?.content ?? '' : '', body.data?.flags ?? 0, token!);
+        const msg = this.newMessage(
+          CHANNEL_ID,
+          body.type === 4 ? (body.data?.content ?? '') : '',
+          body.data?.flags ?? 0,
+          token!,
+        );
         this.originals.set(token!, msg.id);
       }
       return { status: 204 };
     }
     if ((m = /^\/webhooks\/(\d+)\/([^/]+)(?:\/messages\/([^/]+))?$/.exec(path))) {
       const [, , token, which] = m;
-      if (this.expiredTokens.has(token!)) return { status: 401, body: { message: 'Invalid Webhook Token', code: 50027 } };
+      if (this.expiredTokens.has(token!))
+        return { status: 401, body: { message: 'Invalid Webhook Token', code: 50027 } };
       if (req.method === 'POST' && !which) {
         const msg = this.newMessage(CHANNEL_ID, body.content ?? '', body.flags ?? 0, token!);
         return { status: 200, body: apiMessage(msg) };
@@ -262,34 +312,57 @@ export class DiscordDouble {
       const id = which === '@original' ? this.originals.get(token!) : which;
       const msg = id ? this.messages.get(id) : undefined;
       if (!msg) return { status: 404, body: { message: 'Unknown Message', code: 10008 } };
-      if (req.method === 'PATCH') return { status: 200, body: apiMessage(this.editMessage(msg, body, files, 'webhook')) };
+      if (req.method === 'PATCH')
+        return { status: 200, body: apiMessage(this.editMessage(msg, body, files, 'webhook')) };
       if (req.method === 'DELETE') {
         this.messages.delete(msg.id);
         return { status: 204 };
       }
     }
     if ((m = /^\/channels\/(\d+)\/messages\/(\d+)\/threads$/.exec(path)) && req.method === 'POST') {
-      const thread = { id: nextId(), type: 11, parent_id: m[1], guild_id: GUILD_ID, name: body.name, owner_id: BOT_USER_ID };
+      const thread = {
+        id: nextId(),
+        type: 11,
+        parent_id: m[1],
+        guild_id: GUILD_ID,
+        name: body.name,
+        owner_id: BOT_USER_ID,
+      };
       this.threads.set(thread.id, thread.name);
       return { status: 201, body: thread };
     }
     if ((m = /^\/channels\/(\d+)\/messages(?:\/(\d+))?$/.exec(path))) {
       const [, channelId, id] = m;
-      if (req.method === 'POST' && !id) return { status: 200, body: apiMessage(this.newMessage(channelId!, body.content ?? '', 0, '')) };
+      if (req.method === 'POST' && !id)
+        return { status: 200, body: apiMessage(this.newMessage(channelId!, body.content ?? '', 0, '')) };
       const msg = id ? this.messages.get(id) : undefined;
       if (!msg) return { status: 404, body: { message: 'Unknown Message', code: 10008 } };
-      if (req.method === 'PATCH') return { status: 200, body: apiMessage(this.editMessage(msg, body, files, 'channel')) };
+      if (req.method === 'PATCH')
+        return { status: 200, body: apiMessage(this.editMessage(msg, body, files, 'channel')) };
     }
     return { status: 404, body: { message: `the double has no route ${req.method} ${path}`, code: 0 } };
   }
 
   private newMessage(channelId: string, content: string, flags: number, token: string): DoubleMessage {
-    const msg = { id: nextId(), channelId, content, flags, history: [{ at: performance.now(), content, via: 'webhook' as const, files: [] }], files: [], token };
+    const msg = {
+      id: nextId(),
+      channelId,
+      content,
+      flags,
+      history: [{ at: performance.now(), content, via: 'webhook' as const, files: [] }],
+      files: [],
+      token,
+    };
     this.messages.set(msg.id, msg);
     return msg;
   }
 
-  private editMessage(msg: DoubleMessage, body: any, files: { name: string; data: Buffer }[], via: 'webhook' | 'channel'): DoubleMessage {
+  private editMessage(
+    msg: DoubleMessage,
+    body: any,
+    files: { name: string; data: Buffer }[],
+    via: 'webhook' | 'channel',
+  ): DoubleMessage {
     if (typeof body.content === 'string') msg.content = body.content;
     if (files.length) msg.files = files;
     msg.history.push({ at: performance.now(), content: msg.content, via, files: files.map((f) => f.name) });
@@ -311,7 +384,13 @@ function apiMessage(m: DoubleMessage) {
     mention_everyone: false,
     mentions: [],
     mention_roles: [],
-    attachments: m.files.map((f, i) => ({ id: String(i), filename: f.name, size: f.data.length, url: `http://127.0.0.1/${f.name}`, proxy_url: '' })),
+    attachments: m.files.map((f, i) => ({
+      id: String(i),
+      filename: f.name,
+      size: f.data.length,
+      url: `http://127.0.0.1/${f.name}`,
+      proxy_url: '',
+    })),
     embeds: [],
     pinned: false,
     components: [],
@@ -324,15 +403,23 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function parseBody(req: IncomingMessage, raw: Buffer): Promise<{ body: any; files: { name: string; data: Buffer }[] }> {
+async function parseBody(
+  req: IncomingMessage,
+  raw: Buffer,
+): Promise<{ body: any; files: { name: string; data: Buffer }[] }> {
   const type = req.headers['content-type'] ?? '';
   if (type.startsWith('multipart/form-data')) {
-    const form = await new Request('http://x/', { method: 'POST', headers: { 'content-type': type }, body: new Uint8Array(raw) }).formData();
+    const form = await new Request('http://x/', {
+      method: 'POST',
+      headers: { 'content-type': type },
+      body: new Uint8Array(raw),
+    }).formData();
     const files: { name: string; data: Buffer }[] = [];
     let body: any = {};
     for (const [key, value] of form.entries()) {
       if (key === 'payload_json') body = JSON.parse(String(value));
-      else if (typeof value !== 'string') files.push({ name: (value as File).name, data: Buffer.from(await (value as File).arrayBuffer()) });
+      else if (typeof value !== 'string')
+        files.push({ name: (value as File).name, data: Buffer.from(await (value as File).arrayBuffer()) });
     }
     return { body, files };
   }

@@ -39,7 +39,20 @@ export class RedisServer {
   }
 
   async up(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'];
+    const args = [
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      this.dir,
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+    ];
     this.child = execa('redis-server', args, { reject: false, stdin: 'ignore', buffer: false, cleanup: true });
     await waitUntil(() => pingRedis(this.url), 10_000, `redis-server on ${this.port}`);
   }
@@ -81,8 +94,18 @@ export function runnerProcess(env: Record<string, string>) {
 }
 
 /** The environment of a runner process serving `h`'s queue (its Redis and prefix) and writing to `modelsDir`. */
-export function runnerEnvFor(h: Harness, modelsDir: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { REDIS_URL: h.app.redisUrl, QUEUE_PREFIX: h.app.bot.config.queuePrefix, MODELS_DIR: modelsDir, JOB_LOCK_MS: '2000', ...extra };
+export function runnerEnvFor(
+  h: Harness,
+  modelsDir: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    REDIS_URL: h.app.redisUrl,
+    QUEUE_PREFIX: h.app.bot.config.queuePrefix,
+    MODELS_DIR: modelsDir,
+    JOB_LOCK_MS: '2000',
+    ...extra,
+  };
 }
 
 /** Pids of the train.py processes writing into `modelsDir`. */

@@ -62,7 +62,10 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       for (;;) {
         const hit = lines.slice(from).find((l) => pattern.test(l));
         if (hit) return hit;
-        if (Date.now() > deadline) throw new Error(`no line matched ${pattern} within ${timeoutMs} ms; the console printed:\n${lines.join('\n')}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `no line matched ${pattern} within ${timeoutMs} ms; the console printed:\n${lines.join('\n')}`,
+          );
         await new Promise((r) => setTimeout(r, 25));
       }
     },

@@ -9,7 +9,10 @@ export interface Relay {
 }
 
 export async function startRelay(targetPort: number): Promise<Relay> {
-  const child = fork(fileURLToPath(new URL('./http-relay.mjs', import.meta.url)), [String(targetPort)], { stdio: 'inherit', execArgv: [] });
+  const child = fork(fileURLToPath(new URL('./http-relay.mjs', import.meta.url)), [String(targetPort)], {
+    stdio: 'inherit',
+    execArgv: [],
+  });
   const [port] = (await once(child, 'message')) as [number];
   return {
     port,

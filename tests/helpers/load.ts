@@ -56,13 +56,20 @@ export interface LoadStack {
  * requests reach the doubles through relays in processes of their own (`relay: false` goes straight to them; see
  * tests/helpers/http-relay.mjs for why that would measure the harness), its WebSockets go straight to them.
  */
-export async function startLoadStack(redisUrl: string, prefix: string, options: { relay?: boolean } = {}): Promise<LoadStack> {
+export async function startLoadStack(
+  redisUrl: string,
+  prefix: string,
+  options: { relay?: boolean } = {},
+): Promise<LoadStack> {
   const modelsDir = await mkdtemp(join(tmpdir(), 'load-models-'));
   const discordDouble = new DiscordDouble();
   const slackDouble = new SlackDouble();
   await Promise.all([discordDouble.start(), slackDouble.start()]);
-  const relays = options.relay === false ? [] : await Promise.all([startRelay(discordDouble.port), startRelay(slackDouble.port)]);
-  const [discordBase, slackBase] = relays.length ? relays.map((r) => `http://127.0.0.1:${r.port}`) : [`http://127.0.0.1:${discordDouble.port}`, `http://127.0.0.1:${slackDouble.port}`];
+  const relays =
+    options.relay === false ? [] : await Promise.all([startRelay(discordDouble.port), startRelay(slackDouble.port)]);
+  const [discordBase, slackBase] = relays.length
+    ? relays.map((r) => `http://127.0.0.1:${r.port}`)
+    : [`http://127.0.0.1:${discordDouble.port}`, `http://127.0.0.1:${slackDouble.port}`];
   slackDouble.httpBase = slackBase;
   const config = loadConfig({
     REDIS_URL: redisUrl,
@@ -76,7 +83,13 @@ export async function startLoadStack(redisUrl: string, prefix: string, options: 
   });
   const connection = connectRedis(redisUrl);
   const bot = await createBot(config, connection);
-  const discord = new DiscordChat({ bot, token: DISCORD_TOKEN, applicationId: APP_ID, guildId: GUILD_ID, apiBase: `${discordBase}/api` });
+  const discord = new DiscordChat({
+    bot,
+    token: DISCORD_TOKEN,
+    applicationId: APP_ID,
+    guildId: GUILD_ID,
+    apiBase: `${discordBase}/api`,
+  });
   await discord.start();
   const slack = new SlackChat({ bot, ...config.slack! });
   await slack.start();
@@ -105,7 +118,9 @@ export function makeUsers(count: number): LoadUser[] {
     const platform: Platform = u % 2 === 0 ? 'discord' : 'slack';
     const role: Role = u % 5 < 2 ? 'canceller' : u % 5 === 2 ? 'burster' : 'browser';
     const n = String(u).padStart(4, '0');
-    return platform === 'discord' ? { platform, role, id: `160000000000000${n}`, name: `d${n}` } : { platform, role, id: `U0L${n}`, name: `s${n}` };
+    return platform === 'discord'
+      ? { platform, role, id: `160000000000000${n}`, name: `d${n}` }
+      : { platform, role, id: `U0L${n}`, name: `s${n}` };
   });
 }
 
@@ -158,27 +173,38 @@ const send = (stack: LoadStack, user: LoadUser, kind: Kind, jobId?: string): Sen
   if (user.platform === 'discord') {
     const who = { id: user.id, name: user.name, roles: [] };
     const [command, sub, options]: [string, string | undefined, Record<string, string>] =
-      kind === 'train' ? ['train', 'quick_test', {}]
-      : kind === 'status' ? ['train', 'status', {}]
-      : kind === 'cancel' ? ['train', 'cancel', { job: jobId! }]
-      : kind === 'models' ? ['models', 'list', {}]
-      : [kind, undefined, {}];
+      kind === 'train'
+        ? ['train', 'quick_test', {}]
+        : kind === 'status'
+          ? ['train', 'status', {}]
+          : kind === 'cancel'
+            ? ['train', 'cancel', { job: jobId! }]
+            : kind === 'models'
+              ? ['models', 'list', {}]
+              : [kind, undefined, {}];
     const { id, token } = stack.discordDouble.slash(command, sub, options, who);
     return { user, kind, key: id, token, jobId, sentAt };
   }
   const [command, text] =
-    kind === 'train' ? ['/train', 'quick_test']
-    : kind === 'status' ? ['/train', 'status']
-    : kind === 'cancel' ? ['/train', `cancel ${jobId}`]
-    : kind === 'models' ? ['/models', 'list']
-    : [`/${kind}`, ''];
+    kind === 'train'
+      ? ['/train', 'quick_test']
+      : kind === 'status'
+        ? ['/train', 'status']
+        : kind === 'cancel'
+          ? ['/train', `cancel ${jobId}`]
+          : kind === 'models'
+            ? ['/models', 'list']
+            : [`/${kind}`, ''];
   return { user, kind, key: stack.slackDouble.slash(command, text, { id: user.id, name: user.name }), jobId, sentAt };
 };
 
 const PRIVATE: ReadonlySet<Kind> = new Set(['help', 'status', 'cancel']);
 const refusal = `⚠️ you have ${MAX_QUEUED} trainings waiting or running (the limit is ${MAX_QUEUED}); /train status lists them`;
 /** A job card as the platform shows it; group 1 is the job id, group 2 whom it is for. */
-const cardPattern = (p: Platform) => (p === 'discord' ? /^🧪 Training job \*\*(\d+)\*\*: \*\*quick_test\*\* · 30 steps · 100 examples · for (\S+)\n🕒 / : /^🧪 Training job \*(\d+)\*: \*quick_test\* · 30 steps · 100 examples · for (\S+)\n🕒 /);
+const cardPattern = (p: Platform) =>
+  p === 'discord'
+    ? /^🧪 Training job \*\*(\d+)\*\*: \*\*quick_test\*\* · 30 steps · 100 examples · for (\S+)\n🕒 /
+    : /^🧪 Training job \*(\d+)\*: \*quick_test\* · 30 steps · 100 examples · for (\S+)\n🕒 /;
 
 /** Is `text` the right kind of answer to `s`? Returns what is wrong, or null. */
 function wrongAnswer(s: Sent, a: Answer): string | null {
@@ -194,12 +220,18 @@ function wrongAnswer(s: Sent, a: Answer): string | null {
       case 'help':
         return a.private && a.text.startsWith(`${bold}Commands${bold}\n`) && a.text.includes('/train cancel');
       case 'status':
-        return a.private && (a.text === 'You have no jobs waiting or running; /queue shows everyone’s.' || a.text.split('\n').every((l) => l.match(/^🕒 job \d+ waiting: quick_test for (\S+)$/)?.[1] === s.user.name));
+        return (
+          a.private &&
+          (a.text === 'You have no jobs waiting or running; /queue shows everyone’s.' ||
+            a.text.split('\n').every((l) => l.match(/^🕒 job \d+ waiting: quick_test for (\S+)$/)?.[1] === s.user.name))
+        );
       case 'cancel':
         return a.private && a.text === `🛑 job ${s.jobId} cancelled before it started`;
     }
   })();
-  return ok ? null : `${s.user.platform} ${s.user.name} /${s.kind}: unexpected answer (${a.private ? 'private' : 'public'}) ${JSON.stringify(a.text.slice(0, 160))}`;
+  return ok
+    ? null
+    : `${s.user.platform} ${s.user.name} /${s.kind}: unexpected answer (${a.private ? 'private' : 'public'}) ${JSON.stringify(a.text.slice(0, 160))}`;
 }
 
 /** Collects the answers the doubles have seen, by command where the platform ties them to it. */
@@ -214,7 +246,8 @@ class Answers {
       const first = m.history.find((h) => h.content !== '');
       if (!token || !first) continue;
       const had = out.get(token);
-      if (!had || first.at < had.at) out.set(token, { text: first.content, at: first.at, private: (m.flags & 64) !== 0 });
+      if (!had || first.at < had.at)
+        out.set(token, { text: first.content, at: first.at, private: (m.flags & 64) !== 0 });
     }
     return out;
   }
@@ -222,12 +255,15 @@ class Answers {
   /** Slack: private answers by envelope; public ones (job cards, /queue, /models list) carry no envelope. */
   slackPrivate(): Map<string, Answer> {
     const out = new Map<string, Answer>();
-    for (const e of this.stack.slackDouble.ephemeral) if (e.envelope && !out.has(e.envelope)) out.set(e.envelope, { text: e.text, at: e.at, private: true });
+    for (const e of this.stack.slackDouble.ephemeral)
+      if (e.envelope && !out.has(e.envelope)) out.set(e.envelope, { text: e.text, at: e.at, private: true });
     return out;
   }
 
   slackPublic(): Answer[] {
-    return [...this.stack.slackDouble.messages.values()].filter((m) => m.threadTs === undefined).map((m) => ({ text: m.history[0]!.text, at: m.history[0]!.at, private: false }));
+    return [...this.stack.slackDouble.messages.values()]
+      .filter((m) => m.threadTs === undefined)
+      .map((m) => ({ text: m.history[0]!.text, at: m.history[0]!.at, private: false }));
   }
 }
 
@@ -267,7 +303,11 @@ export async function runLoad(stack: LoadStack, userCount: number, timeoutMs = 6
     return byName;
   };
   /** Job ids in the cards a user has received so far, first in first. */
-  const cardsOf = (u: LoadUser, discord: Map<string, Answer>, slack: Map<string, { id: string; at: number }[]>): string[] => {
+  const cardsOf = (
+    u: LoadUser,
+    discord: Map<string, Answer>,
+    slack: Map<string, { id: string; at: number }[]>,
+  ): string[] => {
     if (u.platform === 'slack') return [...(slack.get(u.name) ?? [])].sort((a, b) => a.at - b.at).map((c) => c.id);
     return sent
       .filter((s) => s.user === u && s.kind === 'train')
@@ -290,7 +330,10 @@ export async function runLoad(stack: LoadStack, userCount: number, timeoutMs = 6
       const answered = (slack.get(u.name)?.length ?? 0) + trains.filter((s) => slackPrivate.has(s.key)).length;
       missing.push(...trains.slice(answered));
     }
-    for (const [kind, pattern] of [['queue', /^(\*Queue\*: |The queue is empty)/], ['models', /^No models yet/]] as const) {
+    for (const [kind, pattern] of [
+      ['queue', /^(\*Queue\*: |The queue is empty)/],
+      ['models', /^No models yet/],
+    ] as const) {
       const asked = slackSent.filter((s) => s.kind === kind);
       missing.push(...asked.slice(publicTexts.filter((t) => pattern.test(t)).length));
     }
@@ -305,7 +348,7 @@ export async function runLoad(stack: LoadStack, userCount: number, timeoutMs = 6
       const slack = slackCards();
       for (const u of users.filter((x) => x.role === 'canceller' && !cancelSent.has(x))) {
         const [first] = cardsOf(u, discord, slack);
-        if (first) (cancelSent.add(u), sent.push(send(stack, u, 'cancel', first)));
+        if (first) cancelSent.add(u), sent.push(send(stack, u, 'cancel', first));
       }
     }
     missing = unanswered();
@@ -313,22 +356,36 @@ export async function runLoad(stack: LoadStack, userCount: number, timeoutMs = 6
     await new Promise((r) => setTimeout(r, 25));
   }
   const problems: string[] = [];
-  if (missing.length) problems.push(`${missing.length} commands got no answer within ${timeoutMs} ms, e.g. ${missing.slice(0, 5).map((s) => `${s.user.platform} ${s.user.name} /${s.kind}`).join(', ')}`);
-  if (cancelSent.size < expectCancels) problems.push(`${expectCancels - cancelSent.size} cancellers never saw a job card to cancel`);
+  if (missing.length)
+    problems.push(
+      `${missing.length} commands got no answer within ${timeoutMs} ms, e.g. ${missing
+        .slice(0, 5)
+        .map((s) => `${s.user.platform} ${s.user.name} /${s.kind}`)
+        .join(', ')}`,
+    );
+  if (cancelSent.size < expectCancels)
+    problems.push(`${expectCancels - cancelSent.size} cancellers never saw a job card to cancel`);
 
   // --- the defer / ack of every command, within the platform's deadline
   const deferMs: Record<Platform, number[]> = { discord: [], slack: [] };
   for (const s of sent) {
-    const delay = s.user.platform === 'discord' ? stack.discordDouble.answerDelayMs(s.key) : stack.slackDouble.ackDelays.get(s.key);
+    const delay =
+      s.user.platform === 'discord' ? stack.discordDouble.answerDelayMs(s.key) : stack.slackDouble.ackDelays.get(s.key);
     if (delay === undefined) {
-      problems.push(`${s.user.platform} ${s.user.name} /${s.kind}: never ${s.user.platform === 'discord' ? 'deferred' : 'acked'}`);
+      problems.push(
+        `${s.user.platform} ${s.user.name} /${s.kind}: never ${s.user.platform === 'discord' ? 'deferred' : 'acked'}`,
+      );
       continue;
     }
     deferMs[s.user.platform].push(delay);
-    if (delay >= PLATFORM_DEADLINE_MS) problems.push(`${s.user.platform} ${s.user.name} /${s.kind}: ${s.user.platform === 'discord' ? 'deferred' : 'acked'} after ${delay.toFixed(0)} ms`);
+    if (delay >= PLATFORM_DEADLINE_MS)
+      problems.push(
+        `${s.user.platform} ${s.user.name} /${s.kind}: ${s.user.platform === 'discord' ? 'deferred' : 'acked'} after ${delay.toFixed(0)} ms`,
+      );
     if (s.user.platform === 'discord') {
       const cb = stack.discordDouble.callbacks.get(s.key)!;
-      if (cb.type !== 5 || cb.flags !== (PRIVATE.has(s.kind) ? 64 : 0)) problems.push(`discord ${s.user.name} /${s.kind}: callback type ${cb.type} flags ${cb.flags}`);
+      if (cb.type !== 5 || cb.flags !== (PRIVATE.has(s.kind) ? 64 : 0))
+        problems.push(`discord ${s.user.name} /${s.kind}: callback type ${cb.type} flags ${cb.flags}`);
     }
   }
 
@@ -361,25 +418,45 @@ export async function runLoad(stack: LoadStack, userCount: number, timeoutMs = 6
     else if (m) problems.push(`slack: a job card for nobody who asked: ${JSON.stringify(a.text.slice(0, 120))}`);
     // the job watcher tells whoever asked that their job was cancelled, in a new message that mentions them
     const ping = /^<@(\w+)> job (\d+) was cancelled$/.exec(a.text);
-    if (ping && !cancels.some((c) => c.jobId === ping[2] && c.user.id === ping[1])) problems.push(`slack: a cancel notice for a job not cancelled by its owner: ${a.text}`);
+    if (ping && !cancels.some((c) => c.jobId === ping[2] && c.user.id === ping[1]))
+      problems.push(`slack: a cancel notice for a job not cancelled by its owner: ${a.text}`);
     if (!ping) lastAnswer.slack = Math.max(lastAnswer.slack, a.at); // a notice is no answer to a command
-    if (!m && !ping && !/^(\*Queue\*: |The queue is empty|No models yet)/.test(a.text)) problems.push(`slack: an unexpected public message ${JSON.stringify(a.text.slice(0, 120))}`);
+    if (!m && !ping && !/^(\*Queue\*: |The queue is empty|No models yet)/.test(a.text))
+      problems.push(`slack: an unexpected public message ${JSON.stringify(a.text.slice(0, 120))}`);
   }
-  const slackQueueAnswers = answers.slackPublic().filter((a) => /^(\*Queue\*: |The queue is empty)/.test(a.text)).length;
+  const slackQueueAnswers = answers
+    .slackPublic()
+    .filter((a) => /^(\*Queue\*: |The queue is empty)/.test(a.text)).length;
   const slackModelAnswers = answers.slackPublic().filter((a) => /^No models yet/.test(a.text)).length;
-  if (slackQueueAnswers !== sent.filter((s) => s.user.platform === 'slack' && s.kind === 'queue').length) problems.push(`slack: ${slackQueueAnswers} /queue answers for ${sent.filter((s) => s.user.platform === 'slack' && s.kind === 'queue').length} asked`);
-  if (slackModelAnswers !== sent.filter((s) => s.user.platform === 'slack' && s.kind === 'models').length) problems.push(`slack: ${slackModelAnswers} /models list answers for ${sent.filter((s) => s.user.platform === 'slack' && s.kind === 'models').length} asked`);
+  if (slackQueueAnswers !== sent.filter((s) => s.user.platform === 'slack' && s.kind === 'queue').length)
+    problems.push(
+      `slack: ${slackQueueAnswers} /queue answers for ${sent.filter((s) => s.user.platform === 'slack' && s.kind === 'queue').length} asked`,
+    );
+  if (slackModelAnswers !== sent.filter((s) => s.user.platform === 'slack' && s.kind === 'models').length)
+    problems.push(
+      `slack: ${slackModelAnswers} /models list answers for ${sent.filter((s) => s.user.platform === 'slack' && s.kind === 'models').length} asked`,
+    );
 
   // --- no duplicate: one card per job id; the limit: exactly min(sent, MAX) per user
-  for (const [id, owners] of given) if (owners.length > 1) problems.push(`job ${id} was given to ${owners.length} commands (${owners.map((o) => o.name).join(', ')})`);
+  for (const [id, owners] of given)
+    if (owners.length > 1)
+      problems.push(`job ${id} was given to ${owners.length} commands (${owners.map((o) => o.name).join(', ')})`);
   for (const u of users) {
     const trains = plans[users.indexOf(u)]!.filter((k) => k === 'train').length;
     const got = [...given.values()].filter((o) => o.includes(u)).length;
-    if (got !== Math.min(trains, MAX_QUEUED)) problems.push(`${u.platform} ${u.name}: ${got} jobs queued for ${trains} /train (limit ${MAX_QUEUED})`);
+    if (got !== Math.min(trains, MAX_QUEUED))
+      problems.push(`${u.platform} ${u.name}: ${got} jobs queued for ${trains} /train (limit ${MAX_QUEUED})`);
   }
 
   // --- nothing lost, nothing extra: BullMQ holds exactly the jobs given out, less those cancelled, each its owner's
-  const jobs = await stack.bot.queue.queue.getJobs(['waiting', 'active', 'prioritized', 'delayed', 'completed', 'failed']);
+  const jobs = await stack.bot.queue.queue.getJobs([
+    'waiting',
+    'active',
+    'prioritized',
+    'delayed',
+    'completed',
+    'failed',
+  ]);
   const inQueue = new Map(jobs.map((j) => [j.id!, j]));
   const queued = new Map<string, LoadUser>();
   for (const [id, [owner]] of given) {
@@ -387,7 +464,8 @@ export async function runLoad(stack: LoadStack, userCount: number, timeoutMs = 6
     if (cancelled.has(id)) {
       if (job) problems.push(`job ${id} was cancelled but is still ${await job.getState()}`);
       const flag = await readCancelFlag(stack.connection, stack.prefix, id);
-      if (flag?.by !== owner!.name) problems.push(`job ${id}: cancel flag ${JSON.stringify(flag)}, expected by ${owner!.name}`);
+      if (flag?.by !== owner!.name)
+        problems.push(`job ${id}: cancel flag ${JSON.stringify(flag)}, expected by ${owner!.name}`);
       continue;
     }
     if (!job) {
@@ -395,14 +473,16 @@ export async function runLoad(stack: LoadStack, userCount: number, timeoutMs = 6
       continue;
     }
     const by = job.data.requestedBy;
-    if (by.id !== owner!.id || by.platform !== owner!.platform || by.name !== owner!.name) problems.push(`job ${id}: requested by ${JSON.stringify(by)}, its card went to ${owner!.name}`);
+    if (by.id !== owner!.id || by.platform !== owner!.platform || by.name !== owner!.name)
+      problems.push(`job ${id}: requested by ${JSON.stringify(by)}, its card went to ${owner!.name}`);
     const state = await job.getState();
     // queued for any runner: BullMQ keeps jobs with a priority in its prioritized set
     if (state !== 'waiting' && state !== 'prioritized') problems.push(`job ${id} is ${state}, not waiting`);
     queued.set(id, owner!);
   }
   for (const id of inQueue.keys()) if (!given.has(id)) problems.push(`job ${id} is in the queue but no card named it`);
-  if (jobs.length !== given.size - cancelled.size) problems.push(`${jobs.length} jobs in BullMQ for ${given.size} accepted and ${cancelled.size} cancelled`);
+  if (jobs.length !== given.size - cancelled.size)
+    problems.push(`${jobs.length} jobs in BullMQ for ${given.size} accepted and ${cancelled.size} cancelled`);
   // BullMQ numbers its jobs from one counter: no job was added (and removed again) beyond those answered
   const counter = Number(await stack.connection.get(`${stack.prefix}:train:id`));
   if (counter !== given.size) problems.push(`BullMQ's job counter is ${counter}, for ${given.size} jobs accepted`);
@@ -424,10 +504,15 @@ export async function runLoad(stack: LoadStack, userCount: number, timeoutMs = 6
 }
 
 /** Every owner cancels their remaining jobs through their platform, all at once; returns what went wrong. */
-export async function cancelAll(stack: LoadStack, queued: Map<string, LoadUser>, timeoutMs = 60_000): Promise<string[]> {
+export async function cancelAll(
+  stack: LoadStack,
+  queued: Map<string, LoadUser>,
+  timeoutMs = 60_000,
+): Promise<string[]> {
   const sent = [...queued].map(([id, owner]) => send(stack, owner, 'cancel', id));
   const answers = new Answers(stack);
-  const answerOf = (s: Sent) => (s.user.platform === 'discord' ? answers.discord().get(s.token!) : answers.slackPrivate().get(s.key));
+  const answerOf = (s: Sent) =>
+    s.user.platform === 'discord' ? answers.discord().get(s.token!) : answers.slackPrivate().get(s.key);
   const deadline = performance.now() + timeoutMs;
   while (sent.some((s) => !answerOf(s)) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 25));
   const problems: string[] = [];

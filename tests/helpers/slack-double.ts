@@ -72,9 +72,17 @@ export class SlackDouble {
       ws.on('close', () => this.sockets.delete(ws));
       ws.on('message', (raw) => {
         const msg = JSON.parse(String(raw));
-        if (msg.envelope_id && this.sentAt.has(msg.envelope_id)) this.ackDelays.set(msg.envelope_id, performance.now() - this.sentAt.get(msg.envelope_id)!);
+        if (msg.envelope_id && this.sentAt.has(msg.envelope_id))
+          this.ackDelays.set(msg.envelope_id, performance.now() - this.sentAt.get(msg.envelope_id)!);
       });
-      ws.send(JSON.stringify({ type: 'hello', num_connections: 1, debug_info: { host: 'double', approximate_connection_time: 3600 }, connection_info: { app_id: 'A0TEST' } }));
+      ws.send(
+        JSON.stringify({
+          type: 'hello',
+          num_connections: 1,
+          debug_info: { host: 'double', approximate_connection_time: 3600 },
+          connection_info: { app_id: 'A0TEST' },
+        }),
+      );
       this.resolveConnected();
     });
     this.pinger = setInterval(() => {
@@ -98,23 +106,52 @@ export class SlackDouble {
     const envelope = randomUUID();
     this.sentAt.set(envelope, performance.now());
     const payload = this.payload(command, text, user, channel, envelope);
-    for (const ws of this.sockets) ws.send(JSON.stringify({ envelope_id: envelope, type: 'slash_commands', accepts_response_payload: true, payload }));
+    for (const ws of this.sockets)
+      ws.send(
+        JSON.stringify({ envelope_id: envelope, type: 'slash_commands', accepts_response_payload: true, payload }),
+      );
     return envelope;
   }
 
   /** Someone writes a message (in a thread when `threadTs` is given), delivered as an Events API envelope. */
   message(channel: string, user: { id: string }, text: string, threadTs?: string): void {
     const ts = `${++tsCounter}.000200`;
-    const event = { type: 'message', channel, user: user.id, text: asSlackSends(text), ts, ...(threadTs && { thread_ts: threadTs }), channel_type: 'channel', event_ts: ts };
-    const payload = { token: 'verification-token', team_id: 'T0TEAM', api_app_id: 'A0TEST', event, type: 'event_callback', event_id: `Ev${tsCounter}`, event_time: Math.floor(Date.now() / 1000) };
-    for (const ws of this.sockets) ws.send(JSON.stringify({ envelope_id: randomUUID(), type: 'events_api', accepts_response_payload: false, payload }));
+    const event = {
+      type: 'message',
+      channel,
+      user: user.id,
+      text: asSlackSends(text),
+      ts,
+      ...(threadTs && { thread_ts: threadTs }),
+      channel_type: 'channel',
+      event_ts: ts,
+    };
+    const payload = {
+      token: 'verification-token',
+      team_id: 'T0TEAM',
+      api_app_id: 'A0TEST',
+      event,
+      type: 'event_callback',
+      event_id: `Ev${tsCounter}`,
+      event_time: Math.floor(Date.now() / 1000),
+    };
+    for (const ws of this.sockets)
+      ws.send(
+        JSON.stringify({ envelope_id: randomUUID(), type: 'events_api', accepts_response_payload: false, payload }),
+      );
   }
 
   /** A slash command's payload, with a response_url that this double answers. */
   payload(command: string, text: string, user: { id: string; name: string }, channel = CHANNEL, envelope?: string) {
     const id = randomUUID();
     this.responseUrls.set(id, { channel, user: user.id, envelope });
-    return slashPayload(command, text, user, `${this.httpBase ?? `http://127.0.0.1:${this.port}`}/response/${id}`, channel);
+    return slashPayload(
+      command,
+      text,
+      user,
+      `${this.httpBase ?? `http://127.0.0.1:${this.port}`}/response/${id}`,
+      channel,
+    );
   }
 
   /** Messages in the channel whose text matches, newest last. */
@@ -128,7 +165,14 @@ export class SlackDouble {
     if (url.pathname.startsWith('/response/')) {
       const to = this.responseUrls.get(url.pathname.slice('/response/'.length));
       const body = JSON.parse(raw.toString() || '{}');
-      if (to && body.response_type === 'ephemeral') this.ephemeral.push({ channel: to.channel, user: to.user, text: body.text, at: performance.now(), envelope: to.envelope });
+      if (to && body.response_type === 'ephemeral')
+        this.ephemeral.push({
+          channel: to.channel,
+          user: to.user,
+          text: body.text,
+          at: performance.now(),
+          envelope: to.envelope,
+        });
       return { status: 200, body: { ok: true } };
     }
     if (url.pathname.startsWith('/upload/')) {
@@ -143,14 +187,35 @@ export class SlackDouble {
     const ts = () => `${++tsCounter}.000100`;
     switch (method) {
       case 'auth.test':
-        return { status: 200, body: { ok: true, url: 'https://team.example/', team: 'Team', user: 'trainbot', team_id: 'T0TEAM', user_id: 'U0BOT', bot_id: 'B0BOT' } };
+        return {
+          status: 200,
+          body: {
+            ok: true,
+            url: 'https://team.example/',
+            team: 'Team',
+            user: 'trainbot',
+            team_id: 'T0TEAM',
+            user_id: 'U0BOT',
+            bot_id: 'B0BOT',
+          },
+        };
       case 'apps.connections.open':
         return { status: 200, body: { ok: true, url: `ws://127.0.0.1:${this.port}/socket` } };
       case 'chat.postMessage': {
         if (!this.memberOf.has(args.channel)) return { status: 200, body: { ok: false, error: 'not_in_channel' } };
-        const m: SlackMessage = { ts: ts(), channel: args.channel, threadTs: args.thread_ts, text: args.text, history: [{ at: performance.now(), text: args.text }], files: [] };
+        const m: SlackMessage = {
+          ts: ts(),
+          channel: args.channel,
+          threadTs: args.thread_ts,
+          text: args.text,
+          history: [{ at: performance.now(), text: args.text }],
+          files: [],
+        };
         this.messages.set(m.ts, m);
-        return { status: 200, body: { ok: true, channel: args.channel, ts: m.ts, message: { text: args.text, ts: m.ts } } };
+        return {
+          status: 200,
+          body: { ok: true, channel: args.channel, ts: m.ts, message: { text: args.text, ts: m.ts } },
+        };
       }
       case 'chat.update': {
         const m = this.messages.get(args.ts);
@@ -167,7 +232,10 @@ export class SlackDouble {
       case 'files.getUploadURLExternal': {
         const id = `F${++tsCounter}`;
         this.uploads.set(id, { name: args.filename, bytes: 0 });
-        return { status: 200, body: { ok: true, upload_url: `http://127.0.0.1:${this.port}/upload/${id}`, file_id: id } };
+        return {
+          status: 200,
+          body: { ok: true, upload_url: `http://127.0.0.1:${this.port}/upload/${id}`, file_id: id },
+        };
       }
       case 'files.completeUploadExternal': {
         const files = JSON.parse(args.files) as { id: string; title?: string }[];
@@ -187,7 +255,13 @@ export class SlackDouble {
 /** Slack sends the `&`, `<` and `>` a person typed as entities (its own markup, such as a picked mention, it does not). */
 const asSlackSends = (typed: string) => typed.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-export function slashPayload(command: string, text: string, user: { id: string; name: string }, responseUrl: string, channel = CHANNEL) {
+export function slashPayload(
+  command: string,
+  text: string,
+  user: { id: string; name: string },
+  responseUrl: string,
+  channel = CHANNEL,
+) {
   return {
     token: 'verification-token',
     team_id: 'T0TEAM',

@@ -6,11 +6,15 @@ import { REPO_ROOT } from '../../src/shared/config.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 import { alive, commandLines } from '../helpers/processes.ts';
 
-const trainersOfJob = (id: string) => commandLines().filter((l) => l.includes('train.py') && l.includes(`--job-id=${id} `));
+const trainersOfJob = (id: string) =>
+  commandLines().filter((l) => l.includes('train.py') && l.includes(`--job-id=${id} `));
 
 function modelsWithKeptLatest(dir: string): void {
   mkdirSync(join(dir, 'tiny-gpt-oss_quick_test_20250101_0000'));
-  writeFileSync(join(dir, 'tiny-gpt-oss_quick_test_20250101_0000/training_info.txt'), 'status: succeeded\nfinal_loss: 0.5\n');
+  writeFileSync(
+    join(dir, 'tiny-gpt-oss_quick_test_20250101_0000/training_info.txt'),
+    'status: succeeded\nfinal_loss: 0.5\n',
+  );
   symlinkSync('tiny-gpt-oss_quick_test_20250101_0000', join(dir, 'latest'));
 }
 
@@ -29,14 +33,22 @@ describe('cancel', () => {
     const id = /job (\d+)/.exec(first)![1]!;
     expect(trainersOfJob(id).length).toBeGreaterThan(0);
     // the bundled sample is smaller than standard asks for: the channel is told, once
-    await h.waitFor(new RegExp(`^ℹ️ job ${id}: the dataset holds \\d+ conversations; standard asks for 1000: training on \\d+ \\(about \\d+\\.\\d epochs\\)$`));
+    await h.waitFor(
+      new RegExp(
+        `^ℹ️ job ${id}: the dataset holds \\d+ conversations; standard asks for 1000: training on \\d+ \\(about \\d+\\.\\d epochs\\)$`,
+      ),
+    );
     expect(h.lines.filter((l) => l.startsWith(`ℹ️ job ${id}:`))).toHaveLength(1);
 
     h.type('/queue');
     await h.waitFor(new RegExp(`job ${id} \\[.*\\] \\d+/200 .* · standard for ada`));
     const from = h.lines.length;
     h.type(`/train status ${id}`);
-    await h.waitFor(new RegExp(`^⏳ job ${id} \\[.*\\] \\d+/200 · loss \\d+\\.\\d+ \\S+ · .* · standard for ada$`), 10_000, from);
+    await h.waitFor(
+      new RegExp(`^⏳ job ${id} \\[.*\\] \\d+/200 · loss \\d+\\.\\d+ \\S+ · .* · standard for ada$`),
+      10_000,
+      from,
+    );
     h.type(`/train cancel ${id}`);
     await h.waitFor(new RegExp(`^🛑 stopping job ${id}…$`));
     await h.waitFor(new RegExp(`^🛑 job ${id} cancelled by ada at step \\d+$`), 30_000);
@@ -76,7 +88,9 @@ describe('cancel', () => {
       origin: { platform: 'console', channelId: 'console' },
     });
     h.type(`/train cancel ${job.job.id}`);
-    await h.waitFor(new RegExp(`^⚠️ job ${job.job.id} belongs to linus; only they \\(or ALLOW_CANCEL_ANY\\) can cancel it$`));
+    await h.waitFor(
+      new RegExp(`^⚠️ job ${job.job.id} belongs to linus; only they \\(or ALLOW_CANCEL_ANY\\) can cancel it$`),
+    );
   });
 
   it('lets someone in ALLOW_CANCEL_ANY cancel anyone’s job', async () => {
@@ -97,7 +111,11 @@ describe('access and limits', () => {
     h = await startHarness({ EMBEDDED_RUNNER: 'false', ALLOW_TRAIN: 'user:grace,role:trainers' });
     h.type('/train quick_test');
     await h.waitFor(/^⚠️ you may not run \/train quick_test here \(ALLOW_TRAIN\); ask whoever runs the bot$/);
-    expect(await h.app.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active')).toEqual({ waiting: 0, prioritized: 0, active: 0 });
+    expect(await h.app.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active')).toEqual({
+      waiting: 0,
+      prioritized: 0,
+      active: 0,
+    });
     const from = h.lines.length;
     h.type('/help');
     await h.waitFor(/^\/train cancel <job>/, 10_000, from);
@@ -141,7 +159,9 @@ describe('a trainer that fails', () => {
     modelsWithKeptLatest(h.modelsDir);
     h.type('/train quick_test');
     const line = await h.waitFor(/^❌ job \d+ failed: /, 120_000);
-    expect(line).toMatch(/failed: ValueError: broken-dataset\.jsonl line 1: expected \{"messages": \[\.\.\.\]\} with an assistant turn$/);
+    expect(line).toMatch(
+      /failed: ValueError: broken-dataset\.jsonl line 1: expected \{"messages": \[\.\.\.\]\} with an assistant turn$/,
+    );
     expect(readlinkSync(join(h.modelsDir, 'latest'))).toBe('tiny-gpt-oss_quick_test_20250101_0000');
     const folder = readdirSync(h.modelsDir).find((f) => /_quick_test_\d{8}_\d{4}/.test(f) && !f.includes('20250101'))!;
     expect(readFileSync(join(h.modelsDir, folder, 'training_info.txt'), 'utf8')).toMatch(/^status: failed$/m);
@@ -163,7 +183,9 @@ describe('a trainer that fails', () => {
     writeFileSync(join(h.modelsDir, '.broken-mode'), 'crash');
     h.type('/train quick_test');
     const line = await h.waitFor(/^❌ job \d+ failed: /, 30_000);
-    expect(line).toBe('❌ job 1 failed: the trainer exited with code 1: RuntimeError: CUDA error: an illegal memory access was encountered');
+    expect(line).toBe(
+      '❌ job 1 failed: the trainer exited with code 1: RuntimeError: CUDA error: an illegal memory access was encountered',
+    );
   });
 });
 
@@ -173,7 +195,10 @@ describe('asks while a training runs (INFERENCE_DURING_TRAINING)', () => {
     h.type('/train standard');
     await h.waitFor(/^⏳ job 1 \[.*\] [1-9]\d*\/200/, 120_000);
     h.type('/ask base hello');
-    await h.waitFor(/^⚠️ the CPU is training job 1; asks are refused until it ends \(INFERENCE_DURING_TRAINING=refuse\)$/, 30_000);
+    await h.waitFor(
+      /^⚠️ the CPU is training job 1; asks are refused until it ends \(INFERENCE_DURING_TRAINING=refuse\)$/,
+      30_000,
+    );
     h.type('/train cancel 1');
     await h.waitFor(/^🛑 job 1 cancelled by ada/, 30_000);
   });

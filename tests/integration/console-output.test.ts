@@ -12,7 +12,13 @@ import { closeRedis, connectRedis } from '../../src/shared/redis.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
 /** An answer, as it streams, with what no terminal should receive: ESC sequences (clear screen, a title, colour), CR, SOH, BEL, RLO. */
-const PIECES = ['Paris', '\x1b[2J\x1b]0;owned\x07 is', ' the \x1b[31mcapital', '\x1b[0m.\rFAKE', ' PROMPT $ \x01done\u202Egnp.exe'];
+const PIECES = [
+  'Paris',
+  '\x1b[2J\x1b]0;owned\x07 is',
+  ' the \x1b[31mcapital',
+  '\x1b[0m.\rFAKE',
+  ' PROMPT $ \x01done\u202Egnp.exe',
+];
 /** C0 but tab and newline, DEL, C1, and the bidi overrides and isolates. */
 const UNSAFE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
 
@@ -46,7 +52,15 @@ describe('an answer on a pipe', () => {
             await job.updateProgress({ text });
             await sleep(150); // slower than the console's edit interval: each piece would be an edit of its own
           }
-          return { model: 'base', answer: text, reasoning: '', complete: true, tokens: 17, ttftS: 0.05, durationS: 0.8 };
+          return {
+            model: 'base',
+            answer: text,
+            reasoning: '',
+            complete: true,
+            tokens: 17,
+            ttftS: 0.05,
+            durationS: 0.8,
+          };
         },
         { connection, prefix: prefix() },
       ),
@@ -72,7 +86,13 @@ describe('a second /train cancel of a job that is stopping', () => {
     let taken!: () => void;
     const held = new Promise<void>((r) => (taken = r));
     // a trainer stand-in that takes the job and holds it (a real one stops at its next step)
-    workers.push(new Worker(TRAIN_QUEUE, () => (taken(), new Promise<void>(() => undefined)), { connection, prefix: prefix(), concurrency: 1 }));
+    workers.push(
+      new Worker(TRAIN_QUEUE, () => (taken(), new Promise<void>(() => undefined)), {
+        connection,
+        prefix: prefix(),
+        concurrency: 1,
+      }),
+    );
     const from = h.lines.length;
     h.type('/train quick_test');
     await held;
@@ -82,11 +102,13 @@ describe('a second /train cancel of a job that is stopping', () => {
     expect(first).toMatch(new RegExp(`^🛑 stopping job ${id}`));
     const after = h.lines.length;
     h.type(`/train cancel ${id}`);
-    expect(await h.waitFor(/./, 10_000, after)).toMatch(new RegExp(`^⚠️ job ${id} is already stopping \\(ada cancelled it\\)`));
+    expect(await h.waitFor(/./, 10_000, after)).toMatch(
+      new RegExp(`^⚠️ job ${id} is already stopping \\(ada cancelled it\\)`),
+    );
   });
 });
 
-describe('the job card of a job queued while a dead runner\'s job is still active', () => {
+describe("the job card of a job queued while a dead runner's job is still active", () => {
   it('counts as running only the jobs a runner holds', async () => {
     const own = await startHarness({ EMBEDDED_RUNNER: 'false' }); // a queue of its own: no job of the tests above
     const ownConnection = connectRedis(own.app.redisUrl);
@@ -95,7 +117,10 @@ describe('the job card of a job queued while a dead runner\'s job is still activ
       const held = new Promise<void>((r) => (taken = r));
       // a runner that takes a job and dies: its lock (1 s here) lapses, and no live runner puts the job back
       const dying = new Worker(TRAIN_QUEUE, () => (taken(), new Promise<void>(() => undefined)), {
-        connection: ownConnection, prefix: own.app.bot.config.queuePrefix, lockDuration: 1_000, stalledInterval: 60_000,
+        connection: ownConnection,
+        prefix: own.app.bot.config.queuePrefix,
+        lockDuration: 1_000,
+        stalledInterval: 60_000,
       });
       own.type('/train quick_test');
       await held;

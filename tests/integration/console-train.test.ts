@@ -9,7 +9,13 @@ import { ChatStore } from '../../src/bot/conversations.ts';
 import { closeRedis, connectRedis } from '../../src/shared/redis.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
-const SEED_FILES = ['adapter_config.json', 'adapter_model.safetensors', 'tokenizer_config.json', 'tokenizer.json', 'training_info.txt'];
+const SEED_FILES = [
+  'adapter_config.json',
+  'adapter_model.safetensors',
+  'tokenizer_config.json',
+  'tokenizer.json',
+  'training_info.txt',
+];
 
 describe('/train quick_test from the console', () => {
   let h: Harness;
@@ -24,13 +30,19 @@ describe('/train quick_test from the console', () => {
   afterAll(() => h?.stop());
 
   it('answers at once with a job card: id, profile, steps, dataset size, queue position', () => {
-    const card = h.lines.findIndex((l) => /^🧪 Training job \d+: quick_test · 30 steps · 100 examples · for ada$/.test(l));
+    const card = h.lines.findIndex((l) =>
+      /^🧪 Training job \d+: quick_test · 30 steps · 100 examples · for ada$/.test(l),
+    );
     expect(card).toBeGreaterThanOrEqual(0);
-    expect(h.lines[card + 1]).toMatch(/^(⏳ starting now|🕒 next up|🕒 position \d+ in the queue.*) · \/train cancel \d+ to stop it$/);
+    expect(h.lines[card + 1]).toMatch(
+      /^(⏳ starting now|🕒 next up|🕒 position \d+ in the queue.*) · \/train cancel \d+ to stop it$/,
+    );
   });
 
   it('shows several progress updates with a bar, step/max, the loss with its band, elapsed time and ETA', () => {
-    const updates = h.lines.filter((l) => /^⏳ job \d+ \[[█░]{20}\] \d+\/30 · loss \d+\.\d+ (⚠️|🟡|🎯|✅|🔴) · \d+:\d\d elapsed/.test(l));
+    const updates = h.lines.filter((l) =>
+      /^⏳ job \d+ \[[█░]{20}\] \d+\/30 · loss \d+\.\d+ (⚠️|🟡|🎯|✅|🔴) · \d+:\d\d elapsed/.test(l),
+    );
     expect(updates.length).toBeGreaterThanOrEqual(3);
     expect(updates.some((l) => / · ETA \d+:\d\d/.test(l))).toBe(true);
     const steps = updates.map((l) => Number(/(\d+)\/30/.exec(l)![1]));
@@ -38,7 +50,9 @@ describe('/train quick_test from the console', () => {
   });
 
   it('ends with the final loss and the held-out eval loss, each with its band, the duration and the new folder', () => {
-    expect(h.lines.at(-1)).toMatch(/^✅ job \d+ done · final loss \d+\.\d{3} (⚠️|🟡|🎯|✅|🔴) \w+ · eval loss \d+\.\d{3} (⚠️|🟡|🎯|✅|🔴) \w+ · \d+:\d\d · model tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)? \(now latest\)$/);
+    expect(h.lines.at(-1)).toMatch(
+      /^✅ job \d+ done · final loss \d+\.\d{3} (⚠️|🟡|🎯|✅|🔴) \w+ · eval loss \d+\.\d{3} (⚠️|🟡|🎯|✅|🔴) \w+ · \d+:\d\d · model tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)? \(now latest\)$/,
+    );
   });
 
   it('writes every file of the seed’s list and points latest at the folder', () => {
@@ -55,7 +69,13 @@ describe('/train quick_test from the console', () => {
     const from = h.lines.length;
     h.type('/models list');
     await h.waitFor(/^Models \(newest first, 1\):$/, 10_000, from);
-    const row = await h.waitFor(new RegExp(`^→ ${modelName} · quick_test · \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d · loss \\d+\\.\\d{3} \\S+ \\w+ · eval \\d+\\.\\d{3} \\S+ · r=8 · latest$`), 10_000, from);
+    const row = await h.waitFor(
+      new RegExp(
+        `^→ ${modelName} · quick_test · \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d · loss \\d+\\.\\d{3} \\S+ \\w+ · eval \\d+\\.\\d{3} \\S+ · r=8 · latest$`,
+      ),
+      10_000,
+      from,
+    );
     expect(row).toBeTruthy();
   });
 
@@ -75,7 +95,11 @@ describe('/train quick_test from the console', () => {
     const from = h.lines.length;
     h.type('/ask latest What is the capital of France?');
     await h.waitFor(/^💬 latest · ada asked: What is the capital of France\?$/, 10_000, from);
-    const footer = await h.waitFor(new RegExp(`^— ${modelName} · \\d+ tokens · \\d+\\.\\d s \\(first token \\d+\\.\\d\\d s\\)`), 120_000, from);
+    const footer = await h.waitFor(
+      new RegExp(`^— ${modelName} · \\d+ tokens · \\d+\\.\\d s \\(first token \\d+\\.\\d\\d s\\)`),
+      120_000,
+      from,
+    );
     expect(footer).toBeTruthy();
     h.type('/ask base What is the capital of France?');
     await h.waitFor(/^— base · \d+ tokens/, 60_000, from);
@@ -89,7 +113,11 @@ describe('/train quick_test from the console', () => {
   it('/chat holds a conversation: every line a turn, the history in Redis', async () => {
     const from = h.lines.length;
     h.type('/chat latest');
-    await h.waitFor(/^🧵 chatting with latest: type a message \(no leading \/\) for each turn; \/chat again starts over$/, 10_000, from);
+    await h.waitFor(
+      /^🧵 chatting with latest: type a message \(no leading \/\) for each turn; \/chat again starts over$/,
+      10_000,
+      from,
+    );
     h.type('Say hello to Ada.');
     await h.waitFor(/^🧵 latest · ada$/, 10_000, from);
     await h.waitFor(new RegExp(`^— ${modelName} · \\d+ tokens`), 60_000, from);
@@ -101,7 +129,9 @@ describe('/train quick_test from the console', () => {
     const conversation = await new ChatStore(other, h.app.bot.config.queuePrefix).get('console', 'console');
     await closeRedis(other);
     expect(conversation?.model).toBe('latest');
-    expect(conversation?.turns.filter((t) => t.role === 'user').map((t) => t.content)).toEqual(['Say hello to Ada.', 'And to Grace?'].slice(0, conversation!.turns.length / 2));
+    expect(conversation?.turns.filter((t) => t.role === 'user').map((t) => t.content)).toEqual(
+      ['Say hello to Ada.', 'And to Grace?'].slice(0, conversation!.turns.length / 2),
+    );
     expect(conversation!.turns.length).toBeGreaterThanOrEqual(2);
   });
 
@@ -128,6 +158,13 @@ describe('/train quick_test from the console', () => {
     h.type('/help');
     await h.waitFor(/^\/train cancel <job>/, 10_000, from);
     const help = h.lines.slice(from).join('\n');
-    for (const usage of ['/train <profile> [r=…] [scheduler=…]', '/train status [job]', '/queue', '/models list', '/help']) expect(help).toContain(usage);
+    for (const usage of [
+      '/train <profile> [r=…] [scheduler=…]',
+      '/train status [job]',
+      '/queue',
+      '/models list',
+      '/help',
+    ])
+      expect(help).toContain(usage);
   });
 });

@@ -90,9 +90,16 @@ describe('startEmbeddedRedis', () => {
 
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'owner.json'), JSON.stringify({ pid: process.ppid }));
-    await expect(startEmbeddedRedis({ dir })).rejects.toThrow(`another bot of this folder runs (pid ${process.ppid}); stop it, or set REDIS_URL`);
+    await expect(startEmbeddedRedis({ dir })).rejects.toThrow(
+      `another bot of this folder runs (pid ${process.ppid}); stop it, or set REDIS_URL`,
+    );
 
-    for (const owner of [{ pid: await deadPid() }, { pid: 1, started: '-1' /* pid 1, but not the process that wrote it */ }, '', 'garbage']) {
+    for (const owner of [
+      { pid: await deadPid() },
+      { pid: 1, started: '-1' /* pid 1, but not the process that wrote it */ },
+      '',
+      'garbage',
+    ]) {
       await writeFile(join(dir, 'owner.json'), typeof owner === 'string' ? owner : JSON.stringify(owner));
       const redis = await startEmbeddedRedis({ dir });
       await redis.stop();
@@ -130,7 +137,14 @@ describe('startEmbeddedRedis', () => {
 function bot(redisDir: string, modelsDir: string) {
   const child = execa('node', ['--import', 'tsx', 'src/main.ts'], {
     cwd: REPO_ROOT,
-    env: { REDIS_URL: '', EMBEDDED_REDIS_DIR: redisDir, EMBEDDED_RUNNER: 'false', MODELS_DIR: modelsDir, CONSOLE_USER: 'ada', LOG_LEVEL: 'warn' },
+    env: {
+      REDIS_URL: '',
+      EMBEDDED_REDIS_DIR: redisDir,
+      EMBEDDED_RUNNER: 'false',
+      MODELS_DIR: modelsDir,
+      CONSOLE_USER: 'ada',
+      LOG_LEVEL: 'warn',
+    },
     extendEnv: true,
     reject: false,
     stdin: 'pipe',
@@ -154,7 +168,8 @@ function bot(redisDir: string, modelsDir: string) {
       for (;;) {
         const line = out.split('\n').find((l) => pattern.test(l));
         if (line) return line;
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no line matched ${pattern}\nstdout:\n${out}\nstderr:\n${err}`);
+        if (Date.now() > deadline || child.exitCode !== null)
+          throw new Error(`no line matched ${pattern}\nstdout:\n${out}\nstderr:\n${err}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     },

@@ -10,7 +10,17 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lossText } from '../../src/bot/format.ts';
 import { parseTrainingInfo } from '../../src/shared/model-registry.ts';
-import { PYTHON, RedisServer, gone, runnerEnvFor, runnerProcess, running, trainerPids, waitForTrainer, waitUntil } from '../helpers/fault-kit.ts';
+import {
+  PYTHON,
+  RedisServer,
+  gone,
+  runnerEnvFor,
+  runnerProcess,
+  running,
+  trainerPids,
+  waitForTrainer,
+  waitUntil,
+} from '../helpers/fault-kit.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 import { APP_ID, DiscordDouble, GUILD_ID } from '../helpers/discord-double.ts';
 import { until } from '../helpers/until.ts';
@@ -65,9 +75,10 @@ function runnerHost(h: Harness, dir: string) {
   return runner;
 }
 
-
 describe('a runner host that dies mid-run', () => {
-  it('stopped with SIGTERM: interrupts its trainer (not a cancel) and hands the job back, and the next runner resumes it', { timeout: 240_000 }, async () => {
+  it('stopped with SIGTERM: interrupts its trainer (not a cancel) and hands the job back, and the next runner resumes it', {
+    timeout: 240_000,
+  }, async () => {
     const dir = await modelsDir();
     const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir });
     const first = runnerHost(h, dir);
@@ -92,7 +103,9 @@ describe('a runner host that dies mid-run', () => {
     expect((await info(dir, name!)).resumes).toBe('1');
   });
 
-  it('killed with -9: another runner resumes the job from the newest checkpoint, in the same folder, to the right final loss', { timeout: 240_000 }, async () => {
+  it('killed with -9: another runner resumes the job from the newest checkpoint, in the same folder, to the right final loss', {
+    timeout: 240_000,
+  }, async () => {
     const dir = await modelsDir();
     const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir });
     const first = runnerHost(h, dir);
@@ -138,7 +151,9 @@ describe('a runner host that dies mid-run', () => {
     expect(trainerPids(dir)).toEqual([]);
   });
 
-  it('killed with -9 while another runner stands by: the job resumes within JOB_LOCK_MS + 5 s', { timeout: 240_000 }, async () => {
+  it('killed with -9 while another runner stands by: the job resumes within JOB_LOCK_MS + 5 s', {
+    timeout: 240_000,
+  }, async () => {
     const dir = await modelsDir();
     const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir });
     const lockMs = 10_000; // a third of the default, so the test is short; the bound scales with it
@@ -160,7 +175,10 @@ describe('a runner host that dies mid-run', () => {
     // (every min(5 s, JOB_LOCK_MS / 2)) sees it within 5 s of that; 3 s more for the pickup and the message on a busy
     // machine
     console.log(`kill -9 to resume on the standby runner: ${seconds.toFixed(1)} s (JOB_LOCK_MS=${lockMs})`);
-    expect(seconds, `killed at ${new Date(killedAt).toISOString()}; the standby runner printed:\n${standby.log()}`).toBeLessThan(lockMs / 1000 + 5 + 3);
+    expect(
+      seconds,
+      `killed at ${new Date(killedAt).toISOString()}; the standby runner printed:\n${standby.log()}`,
+    ).toBeLessThan(lockMs / 1000 + 5 + 3);
     h.type('/train cancel 1');
     await h.waitFor(/🛑 job 1 cancelled by/, 30_000);
   });
@@ -169,7 +187,12 @@ describe('a runner host that dies mid-run', () => {
     const dir = await modelsDir();
     const h = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir, CONSOLE_USER: 'ada' });
     // a second bot process's worth of state: its own connection and queue, the same Redis and prefix
-    const other = await harness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: dir, CONSOLE_USER: 'ada', QUEUE_PREFIX: h.app.bot.config.queuePrefix });
+    const other = await harness({
+      EMBEDDED_RUNNER: 'false',
+      MODELS_DIR: dir,
+      CONSOLE_USER: 'ada',
+      QUEUE_PREFIX: h.app.bot.config.queuePrefix,
+    });
 
     h.type('/train quick_test'); // job 1 waits: no runner yet
     await h.waitFor(/Training job 1/);
@@ -204,7 +227,11 @@ describe('a runner host that dies mid-run', () => {
     // the bot that took the cancel marks the folder once the job has ended
     await waitUntil(async () => (await info(dir, name)).status === 'cancelled', 10_000, 'the folder marked cancelled');
     expect((await info(dir, name)).error).toBe(end.replace(/^🛑 job 3 /, ''));
-    expect(await h.app.bot.queue.queue.getJobCounts('active', 'waiting', 'prioritized')).toEqual({ active: 0, waiting: 0, prioritized: 0 });
+    expect(await h.app.bot.queue.queue.getJobCounts('active', 'waiting', 'prioritized')).toEqual({
+      active: 0,
+      waiting: 0,
+      prioritized: 0,
+    });
     // a runner that comes back later finds nothing of it to run
     const next = runnerHost(h, dir);
     await next.ready();
@@ -231,11 +258,20 @@ function discordBot(double: DiscordDouble, h: Harness, dir: string) {
   const child = execa('node', ['--import', 'tsx', 'src/main.ts'], {
     cwd: REPO_ROOT,
     env: {
-      DISCORD_TOKEN: 'fault-suite-token.not-a-real-one.xxxxxxxxxxxx', DISCORD_APPLICATION_ID: APP_ID, DISCORD_GUILD_ID: GUILD_ID,
-      DISCORD_API_BASE: double.apiBase, REDIS_URL: h.app.redisUrl, QUEUE_PREFIX: h.app.bot.config.queuePrefix,
-      EMBEDDED_RUNNER: 'false', MODELS_DIR: dir, PROGRESS_EDIT_INTERVAL_MS: '100', LOG_LEVEL: 'info',
+      DISCORD_TOKEN: 'fault-suite-token.not-a-real-one.xxxxxxxxxxxx',
+      DISCORD_APPLICATION_ID: APP_ID,
+      DISCORD_GUILD_ID: GUILD_ID,
+      DISCORD_API_BASE: double.apiBase,
+      REDIS_URL: h.app.redisUrl,
+      QUEUE_PREFIX: h.app.bot.config.queuePrefix,
+      EMBEDDED_RUNNER: 'false',
+      MODELS_DIR: dir,
+      PROGRESS_EDIT_INTERVAL_MS: '100',
+      LOG_LEVEL: 'info',
     },
-    extendEnv: true, reject: false, stdin: 'ignore',
+    extendEnv: true,
+    reject: false,
+    stdin: 'ignore',
   });
   let log = '';
   child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
@@ -245,7 +281,9 @@ function discordBot(double: DiscordDouble, h: Harness, dir: string) {
 }
 
 describe('the bot process killed mid-run', () => {
-  it('loses nothing: a new bot process finds the job\'s Discord message and edits it to the end', { timeout: 240_000 }, async () => {
+  it("loses nothing: a new bot process finds the job's Discord message and edits it to the end", {
+    timeout: 240_000,
+  }, async () => {
     const { double, dir, h } = await discordStage();
     const runner = runnerHost(h, dir);
     await runner.ready();
@@ -253,22 +291,31 @@ describe('the bot process killed mid-run', () => {
     const first = bot();
     await double.identified;
     const { token } = double.slash('train', 'conservative', {}, { id: '1600000000000000001', name: 'ada' });
-    const msg = await until('progress in the job message', () => {
-      const m = double.original(token);
-      return m && /\d+\/100/.test(m.content) && m;
-    }, 60_000);
+    const msg = await until(
+      'progress in the job message',
+      () => {
+        const m = double.original(token);
+        return m && /\d+\/100/.test(m.content) && m;
+      },
+      60_000,
+    );
     first.kill('SIGKILL');
     await first;
     const editsBefore = msg.history.length;
     const stepAtKill = Number(/(\d+)\/100/.exec(msg.content)![1]);
 
     const second = bot(); // a new process: it knows nothing but what Redis holds
-    await until('the job\'s end on the same message', () => /✅ job \d+ done/.test(msg.content), 200_000).catch((e) => {
+    await until("the job's end on the same message", () => /✅ job \d+ done/.test(msg.content), 200_000).catch((e) => {
       throw new Error(`${e}\nmessage: ${msg.content}\nbot:\n${second.log()}\nrunner:\n${runner.log()}`);
     });
     const after = msg.history.slice(editsBefore);
     expect(after.length).toBeGreaterThan(0);
-    expect(after.some((e) => { const m = /(\d+)\/100/.exec(e.content); return m && Number(m[1]) > stepAtKill; })).toBe(true);
+    expect(
+      after.some((e) => {
+        const m = /(\d+)\/100/.exec(e.content);
+        return m && Number(m[1]) > stepAtKill;
+      }),
+    ).toBe(true);
     // one job message: the new process edited it rather than posting another
     const jobMessages = [...double.messages.values()].filter((m) => /Training job/.test(m.content));
     expect(jobMessages.map((m) => m.id)).toEqual([msg.id]);
@@ -277,22 +324,42 @@ describe('the bot process killed mid-run', () => {
 });
 
 describe('the bot process killed, and the job ending before a new one is up', () => {
-  it('the new bot process finishes the job\'s message with the result and the loss curve', async () => {
+  it("the new bot process finishes the job's message with the result and the loss curve", async () => {
     const { double, dir, h } = await discordStage();
     const first = discordBot(double, h, dir);
     await double.identified;
     const { token } = double.slash('train', 'quick_test', {}, { id: '1600000000000000001', name: 'ada' });
-    const msg = await until('the job message', () => { const m = double.original(token); return m && /Training job/.test(m.content) && m; }, 30_000);
-    await until('the message id stored with the job', async () => (await h.app.bot.queue.pending())[0]?.data.origin.messageId === msg.id);
+    const msg = await until(
+      'the job message',
+      () => {
+        const m = double.original(token);
+        return m && /Training job/.test(m.content) && m;
+      },
+      30_000,
+    );
+    await until(
+      'the message id stored with the job',
+      async () => (await h.app.bot.queue.pending())[0]?.data.origin.messageId === msg.id,
+    );
     first.kill('SIGKILL');
     await first;
     runnerHost(h, dir); // trains while no bot process is up
-    await until('the job done', async () => (await h.app.bot.queue.queue.getJobCounts('completed')).completed === 1, 120_000);
+    await until(
+      'the job done',
+      async () => (await h.app.bot.queue.queue.getJobCounts('completed')).completed === 1,
+      120_000,
+    );
     expect(msg.content).not.toMatch(/✅/);
 
     const second = discordBot(double, h, dir);
-    await until('the result in the same message', () => /✅ job 1 done · final loss [\d.]+ 🔴 Underfitted/.test(msg.content), 60_000).catch((e: Error) => {
-      throw new Error(`${e.message}; the message reads:\n${msg.content}\nthe new bot process printed:\n${second.log()}`);
+    await until(
+      'the result in the same message',
+      () => /✅ job 1 done · final loss [\d.]+ 🔴 Underfitted/.test(msg.content),
+      60_000,
+    ).catch((e: Error) => {
+      throw new Error(
+        `${e.message}; the message reads:\n${msg.content}\nthe new bot process printed:\n${second.log()}`,
+      );
     });
     expect(msg.files.map((f) => f.name)).toEqual(['loss-curve-job-1.png']);
     expect([...double.messages.values()].filter((m) => /Training job/.test(m.content))).toHaveLength(1);
@@ -300,15 +367,30 @@ describe('the bot process killed, and the job ending before a new one is up', ()
 });
 
 describe('the bot process killed while an /ask waits', () => {
-  it('a new bot process finishes the ask\'s message with the answer that came while no bot was up', async () => {
+  it("a new bot process finishes the ask's message with the answer that came while no bot was up", async () => {
     const { double, dir, h } = await discordStage();
     const first = discordBot(double, h, dir);
     await double.identified;
-    const { token } = double.slash('ask', undefined, { model: 'base', prompt: 'Say hello to Ada.' }, { id: '1600000000000000001', name: 'ada' });
-    const msg = await until('the ask message', () => { const m = double.original(token); return m && /…/.test(m.content) && m; }, 30_000);
+    const { token } = double.slash(
+      'ask',
+      undefined,
+      { model: 'base', prompt: 'Say hello to Ada.' },
+      { id: '1600000000000000001', name: 'ada' },
+    );
+    const msg = await until(
+      'the ask message',
+      () => {
+        const m = double.original(token);
+        return m && /…/.test(m.content) && m;
+      },
+      30_000,
+    );
     expect(msg.content).toMatch(/💬 \*\*base\*\* · ada asked: Say hello to Ada\.\n…/);
     const asks = h.app.bot.asks.queue;
-    await until('the message id stored with the ask', async () => (await asks.getJobs(['waiting']))[0]?.data.origin.messageId === msg.id);
+    await until(
+      'the message id stored with the ask',
+      async () => (await asks.getJobs(['waiting']))[0]?.data.origin.messageId === msg.id,
+    );
     first.kill('SIGKILL');
     await first;
 
@@ -317,9 +399,13 @@ describe('the bot process killed while an /ask waits', () => {
     expect(msg.content).toMatch(/\n…$/);
 
     const second = discordBot(double, h, dir);
-    await until('the answer in the same message', () => /— base · \d+ tokens/.test(msg.content), 60_000).catch((e: Error) => {
-      throw new Error(`${e.message}; the message reads:\n${msg.content}\nthe new bot process printed:\n${second.log()}`);
-    });
+    await until('the answer in the same message', () => /— base · \d+ tokens/.test(msg.content), 60_000).catch(
+      (e: Error) => {
+        throw new Error(
+          `${e.message}; the message reads:\n${msg.content}\nthe new bot process printed:\n${second.log()}`,
+        );
+      },
+    );
     expect([...double.messages.values()].filter((m) => /💬 \*\*base\*\*/.test(m.content))).toHaveLength(1);
   });
 });
@@ -345,12 +431,16 @@ describe('Redis restarting mid-run', () => {
     await h.waitFor(/✅ job 1 done/, 120_000);
     expect(h.lines.some((l) => /resum/.test(l))).toBe(false); // the same trainer went on: no restart, no resume
     // as a user would after an outage: /queue again until it answers (the bot's connections come back one by one)
-    await waitUntil(async () => {
-      const after = h.lines.length;
-      h.type('/queue');
-      const answer = await h.waitFor(/The queue is empty|unavailable/, 15_000, after);
-      return /The queue is empty/.test(answer) || (await new Promise((r) => setTimeout(r, 500)), false);
-    }, 30_000, 'the queue shown again');
+    await waitUntil(
+      async () => {
+        const after = h.lines.length;
+        h.type('/queue');
+        const answer = await h.waitFor(/The queue is empty|unavailable/, 15_000, after);
+        return /The queue is empty/.test(answer) || (await new Promise((r) => setTimeout(r, 500)), false);
+      },
+      30_000,
+      'the queue shown again',
+    );
     const [name] = await folders(dir);
     expect((await info(dir, name!)).status).toBe('succeeded');
   });
@@ -377,18 +467,26 @@ describe('a trainer that fails', () => {
     const { line, dir, names } = await failingRun({}, async (_dir, pid) => void process.kill(pid, 'SIGKILL'));
     expect(line).toMatch(/failed: the trainer was killed by SIGKILL/);
     expect(line.split('\n')).toHaveLength(1);
-    expect(await info(dir, names[0]!)).toMatchObject({ status: 'failed', error: expect.stringMatching(/killed by SIGKILL/) });
+    expect(await info(dir, names[0]!)).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/killed by SIGKILL/),
+    });
   });
 
   it('hanging without output: the watchdog stops it after TRAINER_STALL_TIMEOUT_S', async () => {
     // above the silence of Python's imports at the start (a few seconds here), which the watchdog also watches
-    const { line, dir, names } = await failingRun({ TRAINER_STALL_TIMEOUT_S: '10', TRAINER_KILL_GRACE_MS: '500' }, async (_dir, pid) => void process.kill(pid, 'SIGSTOP'));
+    const { line, dir, names } = await failingRun(
+      { TRAINER_STALL_TIMEOUT_S: '10', TRAINER_KILL_GRACE_MS: '500' },
+      async (_dir, pid) => void process.kill(pid, 'SIGSTOP'),
+    );
     expect(line).toMatch(/failed: the trainer printed nothing for 10 s and was stopped \(TRAINER_STALL_TIMEOUT_S=10\)/);
     expect((await info(dir, names[0]!)).status).toBe('failed');
   });
 
   it('out of GPU memory: says so and what to try', async () => {
-    const { line, dir, names } = await failingRun({ PYTHON: await pythonWrapper('export TRAINER_FAILPOINT=oom_at_step:3') });
+    const { line, dir, names } = await failingRun({
+      PYTHON: await pythonWrapper('export TRAINER_FAILPOINT=oom_at_step:3'),
+    });
     expect(line).toMatch(/failed: out of GPU memory at step 3: try the conservative profile or a smaller r/);
     expect((await info(dir, names[0]!)).status).toBe('out_of_memory');
   });
@@ -404,7 +502,9 @@ describe('a trainer that fails', () => {
     const dir = await modelsDir();
     const mounted = await execa('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir], { reject: false });
     if (mounted.exitCode !== 0) {
-      t.skip(`this machine lets the test mount no tmpfs (${mounted.stderr.trim() || `exit ${mounted.exitCode}`}); the file-size limit above stands in`);
+      t.skip(
+        `this machine lets the test mount no tmpfs (${mounted.stderr.trim() || `exit ${mounted.exitCode}`}); the file-size limit above stands in`,
+      );
       return;
     }
     cleanups.push(() => execa('umount', ['-l', dir]));
@@ -413,13 +513,19 @@ describe('a trainer that fails', () => {
     await h.waitFor(/✅ job 1 done/, 120_000);
     const [first] = await folders(dir);
     h.type('/train quick_test'); // does not: the disk fills while it saves a checkpoint
-    expect(await h.waitFor(/❌ job 2 failed/, 120_000)).toBe('❌ job 2 failed: the models disk is full (at step 30): free some space, then /train again');
+    expect(await h.waitFor(/❌ job 2 failed/, 120_000)).toBe(
+      '❌ job 2 failed: the models disk is full (at step 30): free some space, then /train again',
+    );
     const second = (await folders(dir)).find((n) => n !== first)!;
-    expect(await info(dir, second)).toMatchObject({ status: 'disk_full', error: 'the models disk is full (at step 30): free some space, then /train again' });
+    expect(await info(dir, second)).toMatchObject({
+      status: 'disk_full',
+      error: 'the models disk is full (at step 30): free some space, then /train again',
+    });
     // what the full disk cut short is gone; the whole checkpoints stay for whoever frees space and trains again
     const left = await readdir(join(dir, second));
     expect(left.filter((f) => f.includes('tmp'))).toEqual([]);
-    for (const c of left.filter((f) => f.startsWith('checkpoint-'))) expect(await checkpointWritten(dir, second, Number(c.split('-')[1]))).toBe(true);
+    for (const c of left.filter((f) => f.startsWith('checkpoint-')))
+      expect(await checkpointWritten(dir, second, Number(c.split('-')[1]))).toBe(true);
     expect(await readlink(join(dir, 'latest'))).toBe(first);
     const from = h.lines.length;
     h.type('/models list');
@@ -447,4 +553,3 @@ describe('a trainer that fails', () => {
     expect(names).toEqual([]);
   });
 });
-

@@ -19,7 +19,12 @@ const HEARTBEAT_S = 0.5;
 
 const runnerEnv = (h: Harness, extra: Record<string, string>) =>
   // two trainers at once on this machine's cores: one thread each, or torch's threads fight over them
-  runnerEnvFor(h, h.modelsDir, { TRAINER_BACKEND: 'cpu', RUNNER_HEARTBEAT_S: String(HEARTBEAT_S), OMP_NUM_THREADS: '1', ...extra });
+  runnerEnvFor(h, h.modelsDir, {
+    TRAINER_BACKEND: 'cpu',
+    RUNNER_HEARTBEAT_S: String(HEARTBEAT_S),
+    OMP_NUM_THREADS: '1',
+    ...extra,
+  });
 
 /** The job ids each runner started, from its log ("job 7: quick_test for ada"). */
 const startedBy = (log: string) => [...log.matchAll(/job (\d+): quick_test for ada/g)].map((m) => m[1]!);
@@ -69,11 +74,15 @@ describe('two runner processes, GPU ids 0 and 1, on one queue', () => {
     const out = await runnersOutput(h);
     expect(out.join('\n')).toMatch(/^Runners: 2 live$/m);
     for (const name of ['box-a/gpu0', 'box-a/gpu1']) {
-      expect(out.find((l) => l.includes(` ${name} `))).toMatch(new RegExp(`^🟢 ${name} · CPU backend, \\d+ × .+ · RAM \\d+\\.\\d/\\d+\\.\\d GiB used · idle$`));
+      expect(out.find((l) => l.includes(` ${name} `))).toMatch(
+        new RegExp(`^🟢 ${name} · CPU backend, \\d+ × .+ · RAM \\d+\\.\\d/\\d+\\.\\d GiB used · idle$`),
+      );
     }
   });
 
-  it('share the jobs: each runs once, on one runner, all four finish, and /runners shows a job and its step while it trains', { timeout: 240_000 }, async () => {
+  it('share the jobs: each runs once, on one runner, all four finish, and /runners shows a job and its step while it trains', {
+    timeout: 240_000,
+  }, async () => {
     const seen: RunnerView[] = [];
     let watching = true;
     const watch = (async () => {
@@ -111,10 +120,14 @@ describe('two runner processes, GPU ids 0 and 1, on one queue', () => {
     }
   });
 
-  it('a job that asks for a busy runner waits for it, without spending an attempt or holding up the others; one for a GPU class no runner has is refused', { timeout: 120_000 }, async () => {
+  it('a job that asks for a busy runner waits for it, without spending an attempt or holding up the others; one for a GPU class no runner has is refused', {
+    timeout: 120_000,
+  }, async () => {
     const asked = h.lines.length;
     h.type('/train quick_test gpu=h100');
-    expect(await h.waitFor(/^⚠️/, 10_000, asked)).toBe('⚠️ no runner is of GPU class h100; /runners lists the runners and their classes');
+    expect(await h.waitFor(/^⚠️/, 10_000, asked)).toBe(
+      '⚠️ no runner is of GPU class h100; /runners lists the runners and their classes',
+    );
     const from = h.lines.length;
     h.type('/train quick_test host=box-a/gpu1');
     // gpu1 busy with the first: gpu0 takes the second from the queue, hands it back, and runs the third meanwhile
@@ -134,7 +147,8 @@ describe('two runner processes, GPU ids 0 and 1, on one queue', () => {
     }
     expect(startedBy(gpu0.log())).toContain(third);
     // and the third started while the second still waited for gpu1: it was not held up
-    const startedOn = (id: string, gpu: string) => h.lines.findIndex((l, i) => i >= from && l === `⏳ job ${id}: starting on box-a/${gpu}…`);
+    const startedOn = (id: string, gpu: string) =>
+      h.lines.findIndex((l, i) => i >= from && l === `⏳ job ${id}: starting on box-a/${gpu}…`);
     expect(startedOn(third!, 'gpu0')).toBeGreaterThan(-1);
     expect(startedOn(third!, 'gpu0')).toBeLessThan(startedOn(second!, 'gpu1'));
     // the second was taken by gpu0 and handed back (more than one start), and it cost no attempt
@@ -143,16 +157,24 @@ describe('two runner processes, GPU ids 0 and 1, on one queue', () => {
     expect(job.attemptsMade).toBe(1);
   });
 
-  it('a runner killed with -9 goes silent once its heartbeat lapses; one stopped on purpose leaves the list', { timeout: 60_000 }, async () => {
+  it('a runner killed with -9 goes silent once its heartbeat lapses; one stopped on purpose leaves the list', {
+    timeout: 60_000,
+  }, async () => {
     gpu1.child.kill('SIGKILL');
     await gpu1.child;
     const killedAt = Date.now();
-    await waitUntil(async () => (await h.app.bot.runners.list()).some((r) => r.name === 'box-a/gpu1' && !r.live), 10_000, 'box-a/gpu1 to go silent');
+    await waitUntil(
+      async () => (await h.app.bot.runners.list()).some((r) => r.name === 'box-a/gpu1' && !r.live),
+      10_000,
+      'box-a/gpu1 to go silent',
+    );
     // not before its key lapsed: three beats after the last one it sent, which was less than one beat before the kill
     expect(Date.now() - killedAt).toBeGreaterThanOrEqual(2 * HEARTBEAT_S * 1000 - 100);
     const out = await runnersOutput(h);
     expect(out.join('\n')).toMatch(/^Runners: 1 live · 1 silent \(no heartbeat: crashed or cut off\?\)$/m);
-    expect(out.find((l) => l.includes(' box-a/gpu1 '))).toMatch(/^🔇 box-a\/gpu1 · silent since \d\d:\d\d UTC \(\d+ s ago\)$/);
+    expect(out.find((l) => l.includes(' box-a/gpu1 '))).toMatch(
+      /^🔇 box-a\/gpu1 · silent since \d\d:\d\d UTC \(\d+ s ago\)$/,
+    );
     expect(out.find((l) => l.includes(' box-a/gpu0 '))).toMatch(/^🟢 box-a\/gpu0 · .* · idle$/);
 
     gpu0.child.kill('SIGTERM');
@@ -197,17 +219,26 @@ describe('two runner processes pinned to the same GPU', () => {
     return { h, a, b };
   }
 
-  it('JOBS_PER_GPU=1: one training on it at a time; when the worker holding the GPU dies, the waiting one takes over and every job runs', { timeout: 180_000 }, async () => {
+  it('JOBS_PER_GPU=1: one training on it at a time; when the worker holding the GPU dies, the waiting one takes over and every job runs', {
+    timeout: 180_000,
+  }, async () => {
     const { h, a, b } = await twoOnOneGpu(1);
     expect((await h.app.bot.runners.list()).map((r) => r.name).sort()).toEqual(['box-b/gpu0', 'box-b/gpu0#2']);
     const sampler = sampleTrainers(h.modelsDir);
     const from = h.lines.length;
     for (let i = 0; i < 2; i++) h.type('/train quick_test');
     // the other worker found the GPU taken and says so in /runners
-    const waiting = await until('a worker waiting for the GPU', async () =>
-      (await h.app.bot.runners.list()).find((r) => r.waitingFor === 'a free slot on box-b/gpu0 (JOBS_PER_GPU=1)')?.name, 30_000);
+    const waiting = await until(
+      'a worker waiting for the GPU',
+      async () =>
+        (await h.app.bot.runners.list()).find((r) => r.waitingFor === 'a free slot on box-b/gpu0 (JOBS_PER_GPU=1)')
+          ?.name,
+      30_000,
+    );
     const out = await runnersOutput(h);
-    expect(out.find((l) => l.includes(` ${waiting} `))).toMatch(/ · ⏸️ waiting for a free slot on box-b\/gpu0 \(JOBS_PER_GPU=1\)$/);
+    expect(out.find((l) => l.includes(` ${waiting} `))).toMatch(
+      / · ⏸️ waiting for a free slot on box-b\/gpu0 \(JOBS_PER_GPU=1\)$/,
+    );
     // the worker training dies: its slot lapses, the waiting worker resumes, resumes the job and runs the rest
     const other = a.log().includes(`runner ${waiting} is taking`) ? a : b;
     const holder = other === a ? b : a;
@@ -230,7 +261,9 @@ describe('two runner processes pinned to the same GPU', () => {
 });
 
 describe('a runner host that trains on its own disk (LOCAL_MODELS_DIR)', () => {
-  it('copies the finished model to the shared models folder, checksummed, before latest moves there; its checkpoints stay local', { timeout: 120_000 }, async () => {
+  it('copies the finished model to the shared models folder, checksummed, before latest moves there; its checkpoints stay local', {
+    timeout: 120_000,
+  }, async () => {
     const h = await startHarness({ EMBEDDED_RUNNER: 'false' });
     cleanups.push(() => h.stop());
     const local = await mkdtemp(join(tmpdir(), 'chatops-local-models-'));

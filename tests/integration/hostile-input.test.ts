@@ -35,7 +35,9 @@ interface Case {
   queues?: { train?: Record<string, unknown>; ask?: { model: string; effort?: string; prompt: string } };
 }
 
-const CORPUS = JSON.parse(readFileSync(join(REPO_ROOT, 'tests/fixtures/hostile-inputs.json'), 'utf8')) as { cases: Case[] };
+const CORPUS = JSON.parse(readFileSync(join(REPO_ROOT, 'tests/fixtures/hostile-inputs.json'), 'utf8')) as {
+  cases: Case[];
+};
 const DISCORD_TOKEN = 'test-bot-token.not-a-real-one.hostile0000';
 const DISCORD_ADA = { id: '1600000000000000001', name: 'ada' };
 const SLACK_ADA = { id: 'U0ADA', name: 'ada' };
@@ -48,9 +50,12 @@ const QUEUES = ['train', 'ask'] as const;
 /** `{canary}` is a path that must never come to exist; `{repeat:N:s}` is s, N times. */
 function expand<T>(value: T, canary: string): T {
   if (typeof value === 'string') {
-    return value.replaceAll('{canary}', canary).replace(/\{repeat:(\d+):([^}]*)\}/g, (_, n: string, s: string) => s.repeat(Number(n))) as T;
+    return value
+      .replaceAll('{canary}', canary)
+      .replace(/\{repeat:(\d+):([^}]*)\}/g, (_, n: string, s: string) => s.repeat(Number(n))) as T;
   }
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [expand(k, canary), expand(v, canary)])) as T;
+  if (value && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [expand(k, canary), expand(v, canary)])) as T;
   return value;
 }
 
@@ -103,7 +108,9 @@ const INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/u;
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u;
 
 function expectShortError(text: string, pattern: string): void {
-  expect(text.startsWith('⚠️ '), `a refusal the user can act on, not an internal error: ${text.slice(0, 200)}`).toBe(true);
+  expect(text.startsWith('⚠️ '), `a refusal the user can act on, not an internal error: ${text.slice(0, 200)}`).toBe(
+    true,
+  );
   expect(text.length).toBeLessThan(300);
   expect(text.split('\n').length).toBeLessThanOrEqual(2);
   expect(text, 'control characters echoed').not.toMatch(CONTROL);
@@ -157,7 +164,11 @@ function runCorpus(platform: () => Platform, sandbox: () => string): void {
       try {
         if (c.queues!.ask) {
           const { model, effort, prompt } = c.queues!.ask;
-          expect(job?.data).toMatchObject({ model, reasoningEffort: effort ?? 'low', messages: [{ role: 'user', content: prompt }] });
+          expect(job?.data).toMatchObject({
+            model,
+            reasoningEffort: effort ?? 'low',
+            messages: [{ role: 'user', content: prompt }],
+          });
         } else {
           expect(job?.data).toMatchObject(c.queues!.train!);
         }
@@ -195,7 +206,9 @@ function modelsDirIn(sandbox: string, platform: string): string {
 let prefixes = 0;
 const prefix = (name: string) => `hostile${process.pid}x${name}${++prefixes}`;
 
-async function botFor(env: Record<string, string>): Promise<{ config: Config; bot: Bot; redis: Redis; stop(): Promise<void> }> {
+async function botFor(
+  env: Record<string, string>,
+): Promise<{ config: Config; bot: Bot; redis: Redis; stop(): Promise<void> }> {
   const config = loadConfig({ REDIS_URL: inject('redisUrl'), EMBEDDED_RUNNER: 'false', ...env });
   const redis = connectRedis(config.redisUrl!);
   const bot = await createBot(config, redis);
@@ -217,7 +230,11 @@ describe('hostile input on the console', () => {
   let h: Harness;
   let platform: Platform;
   beforeAll(async () => {
-    h = await startHarness({ EMBEDDED_RUNNER: 'false', MODELS_DIR: modelsDirIn(sandbox, 'console'), PYTHON: tripwire(sandbox) });
+    h = await startHarness({
+      EMBEDDED_RUNNER: 'false',
+      MODELS_DIR: modelsDirIn(sandbox, 'console'),
+      PYTHON: tripwire(sandbox),
+    });
     await h.app.connection.set(`${h.app.bot.config.queuePrefix}:canary`, 'alive');
     platform = {
       name: 'console',
@@ -238,7 +255,10 @@ describe('hostile input on the console', () => {
     };
   });
   afterAll(() => h?.stop());
-  runCorpus(() => platform, () => sandbox);
+  runCorpus(
+    () => platform,
+    () => sandbox,
+  );
 });
 
 /** Why Discord itself would not deliver this slash command, by the commands the bot registered; null if it would. */
@@ -248,7 +268,10 @@ function discordRefuses(c: Case, registered: any[]): string | null {
   let options: any[] = command.options ?? [];
   if (options.some((o) => o.type === 1)) {
     const sub = options.find((o) => o.type === 1 && o.name === c.discord.sub);
-    if (!sub) return c.discord.sub === undefined ? 'a subcommand is needed' : `no subcommand '${c.discord.sub.slice(0, 20)}' is registered`;
+    if (!sub)
+      return c.discord.sub === undefined
+        ? 'a subcommand is needed'
+        : `no subcommand '${c.discord.sub.slice(0, 20)}' is registered`;
     options = sub.options ?? [];
   } else if (c.discord.sub !== undefined) return `/${c.command} has no subcommands`;
   const given = c.discord.options ?? {};
@@ -256,7 +279,8 @@ function discordRefuses(c: Case, registered: any[]): string | null {
     const option = options.find((o) => o.name === name);
     if (!option) return `no option '${name.slice(0, 20)}' is registered`;
     if (value === '') return `a client sends no empty ${name}`;
-    if (option.type === 4 && !(typeof value === 'number' && Number.isSafeInteger(value))) return `${name} is an integer option`;
+    if (option.type === 4 && !(typeof value === 'number' && Number.isSafeInteger(value)))
+      return `${name} is an integer option`;
   }
   const missing = options.find((o) => o.required && !(o.name in given));
   return missing ? `${missing.name} is required` : null;
@@ -278,7 +302,14 @@ describe('hostile input on Discord', () => {
       DISCORD_GUILD_ID: GUILD_ID,
       DISCORD_API_BASE: double.apiBase,
     });
-    discord = new DiscordChat({ bot: stack.bot, token: DISCORD_TOKEN, applicationId: APP_ID, guildId: GUILD_ID, apiBase: double.apiBase, chatThreads: true });
+    discord = new DiscordChat({
+      bot: stack.bot,
+      token: DISCORD_TOKEN,
+      applicationId: APP_ID,
+      guildId: GUILD_ID,
+      apiBase: double.apiBase,
+      chatThreads: true,
+    });
     await discord.start();
     platform = {
       name: 'discord',
@@ -288,7 +319,12 @@ describe('hostile input on Discord', () => {
         // raw: what no client sends, as a hostile caller can (the gateway delivers it all the same)
         const refused = c.discord.raw ? null : discordRefuses(c, double.commands);
         if (refused) return { refused };
-        const options = Object.fromEntries(Object.entries(c.discord.options ?? {}).map(([k, v]) => [k, typeof v === 'string' ? v.slice(0, DISCORD_STRING_MAX) : v]));
+        const options = Object.fromEntries(
+          Object.entries(c.discord.options ?? {}).map(([k, v]) => [
+            k,
+            typeof v === 'string' ? v.slice(0, DISCORD_STRING_MAX) : v,
+          ]),
+        );
         const known = new Set(double.messages.keys());
         const requestsFrom = double.requests.length;
         const { token } = double.slash(c.command, c.discord.sub, options, DISCORD_ADA);
@@ -314,7 +350,10 @@ describe('hostile input on Discord', () => {
     await stack?.stop();
     await double.stop();
   });
-  runCorpus(() => platform, () => sandbox);
+  runCorpus(
+    () => platform,
+    () => sandbox,
+  );
 
   it('a second delivery of one interaction is ignored: one defer, one job, one message', async () => {
     const before = await counters(stack.redis, stack.config.queuePrefix);
@@ -337,7 +376,14 @@ describe('hostile input on Slack', () => {
   let platform: Platform;
   beforeAll(async () => {
     await double.start();
-    stack = await botFor({ QUEUE_PREFIX: prefix('slack'), MODELS_DIR: modelsDirIn(sandbox, 'slack'), PYTHON: tripwire(sandbox), SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_APP_TOKEN: APP_TOKEN, SLACK_API_URL: double.apiUrl });
+    stack = await botFor({
+      QUEUE_PREFIX: prefix('slack'),
+      MODELS_DIR: modelsDirIn(sandbox, 'slack'),
+      PYTHON: tripwire(sandbox),
+      SLACK_BOT_TOKEN: BOT_TOKEN,
+      SLACK_APP_TOKEN: APP_TOKEN,
+      SLACK_API_URL: double.apiUrl,
+    });
     slack = new SlackChat({ bot: stack.bot, ...stack.config.slack! });
     await slack.start();
     await double.connected;
@@ -351,7 +397,10 @@ describe('hostile input on Slack', () => {
         const envelope = double.slash(`/${c.command}`, c.text, SLACK_ADA);
         const fresh = () => [
           ...double.ephemeral.slice(whispered).map((e) => ({ text: e.text, private: e.user === SLACK_ADA.id })),
-          ...double.calls.slice(posted).filter((x) => x.method === 'chat.postMessage').map((x) => ({ text: String(x.args.text), private: false })),
+          ...double.calls
+            .slice(posted)
+            .filter((x) => x.method === 'chat.postMessage')
+            .map((x) => ({ text: String(x.args.text), private: false })),
         ];
         await until('an answer', () => fresh().length > 0, 10_000);
         await new Promise((r) => setTimeout(r, SETTLE_MS));
@@ -360,7 +409,13 @@ describe('hostile input on Slack', () => {
         // a Slack message notifies whom its <@U…> and <!…> name: none may come from what the user typed
         const pingsNobody = messages.every((m) => !/<[@!]/.test(m.text));
         // the user sees mrkdwn: &, < and > as they typed them
-        return { messages: messages.map((m) => ({ ...m, text: m.text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&') })), pingsNobody };
+        return {
+          messages: messages.map((m) => ({
+            ...m,
+            text: m.text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&'),
+          })),
+          pingsNobody,
+        };
       },
     };
   });
@@ -369,7 +424,10 @@ describe('hostile input on Slack', () => {
     await stack?.stop();
     await double.stop();
   });
-  runCorpus(() => platform, () => sandbox);
+  runCorpus(
+    () => platform,
+    () => sandbox,
+  );
 });
 
 describe('Slack over HTTP: unsigned, stale and replayed requests', () => {
@@ -380,21 +438,35 @@ describe('Slack over HTTP: unsigned, stale and replayed requests', () => {
   beforeAll(async () => {
     await double.start();
     const port = await freePort();
-    stack = await botFor({ QUEUE_PREFIX: prefix('slackhttp'), MODELS_DIR: modelsDirIn(sandbox, 'slackhttp'), SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_MODE: 'http', SLACK_PORT: String(port), SLACK_API_URL: double.apiUrl });
+    stack = await botFor({
+      QUEUE_PREFIX: prefix('slackhttp'),
+      MODELS_DIR: modelsDirIn(sandbox, 'slackhttp'),
+      SLACK_BOT_TOKEN: BOT_TOKEN,
+      SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      SLACK_MODE: 'http',
+      SLACK_PORT: String(port),
+      SLACK_API_URL: double.apiUrl,
+    });
     slack = new SlackChat({ bot: stack.bot, ...stack.config.slack! });
     await slack.start();
     url = `http://127.0.0.1:${port}/slack/events`;
   });
   afterAll(async () => {
-    for (const j of (await jobs(stack.bot)).train) await stack.bot.queue.cancel(String(j.id), 'test').catch(() => undefined);
+    for (const j of (await jobs(stack.bot)).train)
+      await stack.bot.queue.cancel(String(j.id), 'test').catch(() => undefined);
     await slack?.stop();
     await stack?.stop();
     await double.stop();
   });
 
-  const post = (body: string, headers: Record<string, string>) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
-  const signed = (body: string, timestamp: number, secret = SIGNING_SECRET) => ({ 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': sign(secret, timestamp, body) });
-  const trainForm = () => new URLSearchParams(double.payload('/train', 'quick_test', SLACK_ADA) as Record<string, string>).toString();
+  const post = (body: string, headers: Record<string, string>) =>
+    fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+  const signed = (body: string, timestamp: number, secret = SIGNING_SECRET) => ({
+    'x-slack-request-timestamp': String(timestamp),
+    'x-slack-signature': sign(secret, timestamp, body),
+  });
+  const trainForm = () =>
+    new URLSearchParams(double.payload('/train', 'quick_test', SLACK_ADA) as Record<string, string>).toString();
   const answers = () => double.calls.filter((c) => c.method === 'chat.postMessage').length + double.ephemeral.length;
 
   it('refuses a request with no signature, a bad one, or a stale one (over 5 minutes), and runs none of them', async () => {
@@ -426,6 +498,8 @@ describe('Slack over HTTP: unsigned, stale and replayed requests', () => {
     // another request (its own trigger_id) is not a replay
     const other = trainForm();
     expect((await post(other, signed(other, now))).status).toBe(200);
-    await expect.poll(async () => (await counters(stack.redis, stack.config.queuePrefix)).train, { timeout: 10_000 }).toBe(before.train! + 2);
+    await expect
+      .poll(async () => (await counters(stack.redis, stack.config.queuePrefix)).train, { timeout: 10_000 })
+      .toBe(before.train! + 2);
   });
 });

@@ -4,7 +4,15 @@
  * duplicated, everything is answered in time and with the right kind of answer (tests/helpers/load.ts).
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { cancelAll, MAX_QUEUED, PLATFORM_DEADLINE_MS, runLoad, startLoadStack, type LoadResult, type LoadStack } from '../helpers/load.ts';
+import {
+  cancelAll,
+  MAX_QUEUED,
+  PLATFORM_DEADLINE_MS,
+  runLoad,
+  startLoadStack,
+  type LoadResult,
+  type LoadStack,
+} from '../helpers/load.ts';
 
 const USERS = 100;
 

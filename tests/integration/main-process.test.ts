@@ -19,7 +19,15 @@ async function botProcess(env: Record<string, string> = {}, dirs?: { modelsDir: 
   const redisDir = dirs?.redisDir ?? (await mkdtemp(join(tmpdir(), 'chatops-main-redis-')));
   const child = execa('node', ['--import', 'tsx', 'src/main.ts'], {
     cwd: REPO_ROOT,
-    env: { MODELS_DIR: modelsDir, EMBEDDED_REDIS_DIR: redisDir, LOG_LEVEL: 'debug', PROGRESS_EDIT_INTERVAL_MS: '100', REDIS_URL: '', CONSOLE_USER: 'grace', ...env },
+    env: {
+      MODELS_DIR: modelsDir,
+      EMBEDDED_REDIS_DIR: redisDir,
+      LOG_LEVEL: 'debug',
+      PROGRESS_EDIT_INTERVAL_MS: '100',
+      REDIS_URL: '',
+      CONSOLE_USER: 'grace',
+      ...env,
+    },
     extendEnv: true,
     reject: false,
     stdin: 'pipe',
@@ -65,7 +73,7 @@ function normalized(text: string, host: string): string[] {
 }
 
 describe('the bot process on its embedded default', () => {
-  it('prints the README\'s quick-start sample when given its script', async () => {
+  it("prints the README's quick-start sample when given its script", async () => {
     const readme = readFileSync(`${REPO_ROOT}/README.md`, 'utf8');
     const script = /^printf '(.+)' \| npm start --silent$/m.exec(readme)?.[1];
     expect(script, 'the README shows the quick start as a script').toBeDefined();
@@ -79,7 +87,6 @@ describe('the bot process on its embedded default', () => {
     // the sample was made on a machine called vm
     expect(normalized(bot.out(), hostname())).toEqual(normalized(sample!, 'vm'));
   });
-
 
   it('reads a piped script, waits at the end of input for its job, then stops its Redis and exits 0', async () => {
     const bot = await botProcess();

@@ -40,19 +40,25 @@ describe('/models promote, archive, compare and info', () => {
   });
 
   it('refuses to promote a model that is missing, a path, or one whose run did not finish', async () => {
-    expect((await say('/models promote gpt-oss-20b_quick_test_20200101_0000'))[0]).toMatch(/^⚠️ no model 'gpt-oss-20b_quick_test_20200101_0000'; try latest or one of /);
+    expect((await say('/models promote gpt-oss-20b_quick_test_20200101_0000'))[0]).toMatch(
+      /^⚠️ no model 'gpt-oss-20b_quick_test_20200101_0000'; try latest or one of /,
+    );
     expect((await say('/models promote ../../etc'))[0]).toMatch(/^⚠️ a model is named by its folder name/);
     // a copy of a real folder whose run failed, as the trainer marks one
     const failed = newer.replace(/_(\d{8}_\d{4})(-\d+)?$/, '_$1-9');
     await cp(join(h.modelsDir, newer), join(h.modelsDir, failed), { recursive: true });
     const info = join(h.modelsDir, failed, 'training_info.txt');
     await writeFile(info, (await readFile(info, 'utf8')).replace('status: succeeded', 'status: failed'));
-    expect((await say(`/models promote ${failed}`))[0]).toBe(`⚠️ ${failed} did not finish training (failed); only a finished model can be latest`);
+    expect((await say(`/models promote ${failed}`))[0]).toBe(
+      `⚠️ ${failed} did not finish training (failed); only a finished model can be latest`,
+    );
     expect(await readlink(join(h.modelsDir, 'latest'))).toBe(older);
   });
 
   it('archive moves a model out of the list into archive/, never latest itself', async () => {
-    expect((await say(`/models archive ${older}`))[0]).toBe(`⚠️ ${older} is latest; /models promote another model first`);
+    expect((await say(`/models archive ${older}`))[0]).toBe(
+      `⚠️ ${older} is latest; /models promote another model first`,
+    );
     expect((await say(`/models archive ${newer}`))[0]).toBe(`🗄️ ada archived ${newer} (kept in archive/)`);
     expect(await readdir(join(h.modelsDir, 'archive'))).toEqual([newer]);
     expect(await readFile(join(h.modelsDir, 'archive', newer, 'adapter_model.safetensors'))).toBeTruthy();
@@ -61,7 +67,7 @@ describe('/models promote, archive, compare and info', () => {
     expect((await say(`/models promote ${newer}`))[0]).toMatch(/^⚠️ no model/); // archived: not promotable
   });
 
-  it('compare shows the two runs\' settings side by side, marking what differs', async () => {
+  it("compare shows the two runs' settings side by side, marking what differs", async () => {
     const [a, b] = [older, (await readdir(h.modelsDir)).find((n) => n.endsWith('-9'))!];
     const out = (await say(`/models compare ${a} ${b}`)).join('\n');
     expect(out).toContain(`Comparing 🔵 ${a} | 🟠 ${b}`);
@@ -72,7 +78,12 @@ describe('/models promote, archive, compare and info', () => {
   });
 
   it('refuses promote and archive to someone ALLOW_MANAGE_MODELS leaves out, and /help hides them', async () => {
-    const other = await startHarness({ CONSOLE_USER: 'eve', MODELS_DIR: h.modelsDir, ALLOW_MANAGE_MODELS: 'user:ada', EMBEDDED_RUNNER: 'false' });
+    const other = await startHarness({
+      CONSOLE_USER: 'eve',
+      MODELS_DIR: h.modelsDir,
+      ALLOW_MANAGE_MODELS: 'user:ada',
+      EMBEDDED_RUNNER: 'false',
+    });
     try {
       other.type(`/models promote ${older}`);
       expect(await other.waitFor(/⚠️/)).toMatch(/you may not run \/models promote here \(ALLOW_MANAGE_MODELS\)/);

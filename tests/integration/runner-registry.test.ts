@@ -15,11 +15,22 @@ afterAll(async () => {
   await redis.quit();
 });
 
-const beatOf = (instance: string, step: number | null = null) => (name: string): RunnerBeat => ({
-  name, instance, host: 'box', gpuId: 0, gpuClass: 'h100', backend: 'cuda', device: null, modelsId: null,
-  job: step === null ? null : { id: '7', profile: 'quick_test', requestedBy: 'ada', step, maxSteps: 30 },
-  waitingFor: null, startedAt: new Date().toISOString(), seenAt: new Date().toISOString(),
-});
+const beatOf =
+  (instance: string, step: number | null = null) =>
+  (name: string): RunnerBeat => ({
+    name,
+    instance,
+    host: 'box',
+    gpuId: 0,
+    gpuClass: 'h100',
+    backend: 'cuda',
+    device: null,
+    modelsId: null,
+    job: step === null ? null : { id: '7', profile: 'quick_test', requestedBy: 'ada', step, maxSteps: 30 },
+    waitingFor: null,
+    startedAt: new Date().toISOString(),
+    seenAt: new Date().toISOString(),
+  });
 
 describe('the runner registry', () => {
   it('gives a second live process on one GPU its own name, and the first its old one back once it lapsed', async () => {
@@ -27,11 +38,14 @@ describe('the runner registry', () => {
     expect(await registry.claim('box/gpu0', beatOf('a'), 200)).toBe('box/gpu0');
     expect(await registry.claim('box/gpu0', beatOf('b'), 10_000)).toBe('box/gpu0#2');
     await new Promise((r) => setTimeout(r, 300));
-    expect((await registry.list()).map((r) => [r.name, r.live])).toEqual([['box/gpu0#2', true], ['box/gpu0', false]]);
+    expect((await registry.list()).map((r) => [r.name, r.live])).toEqual([
+      ['box/gpu0#2', true],
+      ['box/gpu0', false],
+    ]);
     expect(await registry.claim('box/gpu0', beatOf('c'), 10_000)).toBe('box/gpu0');
   });
 
-  it('tells, on Redis\'s clock, how long ago a live runner beat last', async () => {
+  it("tells, on Redis's clock, how long ago a live runner beat last", async () => {
     const registry = new RunnerRegistry(redis, `registry${process.pid}x${++counter}`);
     await registry.claim('box/gpu0', (name) => ({ ...beatOf('a')(name), beatMs: 1_000 }), 3_000);
     expect((await registry.list())[0]!.sinceBeatMs).toBeLessThan(500);
@@ -41,7 +55,7 @@ describe('the runner registry', () => {
     expect(late!.sinceBeatMs).toBeGreaterThanOrEqual(1_600);
   });
 
-  it('refuses the beat of a process whose name another took while it was cut off, and keeps the new holder\'s entry', async () => {
+  it("refuses the beat of a process whose name another took while it was cut off, and keeps the new holder's entry", async () => {
     const registry = new RunnerRegistry(redis, `registry${process.pid}x${++counter}`);
     await registry.claim('box/gpu0', beatOf('old'), 100);
     await new Promise((r) => setTimeout(r, 200)); // the old process's key lapsed

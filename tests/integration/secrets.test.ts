@@ -24,19 +24,45 @@ const SLACK_BOT_TOKEN = `xoxb-secret-${hex()}`;
 const SIGNING_SECRET = `signing-secret-${hex()}`;
 /** Characters that a URL must encode, so both spellings of it are looked for. */
 const REDIS_PASSWORD = `pw/${hex()}@x:y%z`;
-const SECRETS = { DISCORD_TOKEN, SLACK_BOT_TOKEN, SIGNING_SECRET, REDIS_PASSWORD, 'REDIS_PASSWORD (URL-encoded)': encodeURIComponent(REDIS_PASSWORD) };
+const SECRETS = {
+  DISCORD_TOKEN,
+  SLACK_BOT_TOKEN,
+  SIGNING_SECRET,
+  REDIS_PASSWORD,
+  'REDIS_PASSWORD (URL-encoded)': encodeURIComponent(REDIS_PASSWORD),
+};
 const ADA = { id: '1600000000000000001', name: 'ada' };
 const SLACK_ADA = { id: 'U0ADA', name: 'ada' };
 
 /** A redis-server of this test's own that wants a password (the embedded one in src/shared/redis.ts has none). */
-async function startRedisWithPassword(dir: string, port?: number): Promise<{ url: string; port: number; stop(): Promise<void> }> {
+async function startRedisWithPassword(
+  dir: string,
+  port?: number,
+): Promise<{ url: string; port: number; stop(): Promise<void> }> {
   port ??= await freePort();
-  const child = execa('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--requirepass', REDIS_PASSWORD], {
-    reject: false,
-    stdin: 'ignore',
-    buffer: false,
-    cleanup: true,
-  });
+  const child = execa(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--requirepass',
+      REDIS_PASSWORD,
+    ],
+    {
+      reject: false,
+      stdin: 'ignore',
+      buffer: false,
+      cleanup: true,
+    },
+  );
   const url = `redis://:${encodeURIComponent(REDIS_PASSWORD)}@127.0.0.1:${port}`;
   const deadline = Date.now() + 10_000;
   while (!(await pingRedis(url))) {
@@ -53,7 +79,11 @@ async function startRedisWithPassword(dir: string, port?: number): Promise<{ url
  */
 function failingPython(dir: string): string {
   const path = join(dir, 'python');
-  writeFileSync(path, `#!/bin/sh\nenv > "${dir}/env-$$.txt"\necho "Traceback (most recent call last):" >&2\necho "RuntimeError: could not load the base model" >&2\nexit 1\n`, { mode: 0o755 });
+  writeFileSync(
+    path,
+    `#!/bin/sh\nenv > "${dir}/env-$$.txt"\necho "Traceback (most recent call last):" >&2\necho "RuntimeError: could not load the base model" >&2\nexit 1\n`,
+    { mode: 0o755 },
+  );
   return path;
 }
 
@@ -102,7 +132,11 @@ describe('secrets', () => {
       forceKillAfterDelay: false,
     });
     bot.all!.on('data', (d: Buffer) => (log += d.toString()));
-    await until('the bot to serve both platforms', () => /serving discord and slack/.test(log) || bot.exitCode !== null, 60_000);
+    await until(
+      'the bot to serve both platforms',
+      () => /serving discord and slack/.test(log) || bot.exitCode !== null,
+      60_000,
+    );
     expect(log).toMatch(/serving discord and slack/);
   });
 
@@ -118,12 +152,27 @@ describe('secrets', () => {
     const body = new URLSearchParams(slack.payload(command, text, SLACK_ADA) as Record<string, string>).toString();
     const now = Math.floor(Date.now() / 1000);
     const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-    if (sign_) Object.assign(headers, { 'x-slack-request-timestamp': String(now), 'x-slack-signature': sign(SIGNING_SECRET, now, body) });
+    if (sign_)
+      Object.assign(headers, {
+        'x-slack-request-timestamp': String(now),
+        'x-slack-signature': sign(SIGNING_SECRET, now, body),
+      });
     return fetch(slackUrl, { method: 'POST', headers, body });
   };
-  const discordAnswer = (token: string, pattern: RegExp, timeoutMs = 15_000) => until(`a Discord answer matching ${pattern}`, () => discord.messagesOf(token).find((m) => pattern.test(m.content)), timeoutMs);
+  const discordAnswer = (token: string, pattern: RegExp, timeoutMs = 15_000) =>
+    until(
+      `a Discord answer matching ${pattern}`,
+      () => discord.messagesOf(token).find((m) => pattern.test(m.content)),
+      timeoutMs,
+    );
   const slackAnswer = (pattern: RegExp, timeoutMs = 15_000) =>
-    until(`a Slack answer matching ${pattern}`, () => slack.ephemeral.find((e) => pattern.test(e.text)) ?? [...slack.messages.values()].find((m) => pattern.test(m.text)), timeoutMs);
+    until(
+      `a Slack answer matching ${pattern}`,
+      () =>
+        slack.ephemeral.find((e) => pattern.test(e.text)) ??
+        [...slack.messages.values()].find((m) => pattern.test(m.text)),
+      timeoutMs,
+    );
 
   it('works, refuses and fails through both platforms', async () => {
     // what works
@@ -133,21 +182,35 @@ describe('secrets', () => {
     await slackAnswer(/Commands/);
     // what is refused
     await discordAnswer(discord.slash('train', 'standard', { r: 999 }, ADA).token, /^⚠️ r must be a whole number/);
-    await discordAnswer(discord.slash('models', 'info', { name: '../../etc/passwd' }, ADA).token, /^⚠️ a model is named by its folder name/);
+    await discordAnswer(
+      discord.slash('models', 'info', { name: '../../etc/passwd' }, ADA).token,
+      /^⚠️ a model is named by its folder name/,
+    );
     expect((await slackPost('standard r=abc', '/train')).status).toBe(200);
     await slackAnswer(/^⚠️ r must be a whole number/);
     expect((await slackPost('', '/queue', false)).status).toBe(401);
     // a run whose trainer fails, and an ask whose worker dies
     const run = discord.slash('train', 'quick_test', {}, ADA);
-    await discordAnswer(run.token, /❌ job \d+ failed: the trainer exited with code 1: RuntimeError: could not load the base model/, 60_000);
+    await discordAnswer(
+      run.token,
+      /❌ job \d+ failed: the trainer exited with code 1: RuntimeError: could not load the base model/,
+      60_000,
+    );
     expect((await slackPost('quick_test', '/train')).status).toBe(200);
     await slackAnswer(/❌ job \d+ failed: the trainer exited with code 1/, 60_000);
-    await discordAnswer(discord.slash('ask', undefined, { model: 'base', prompt: 'hello' }, ADA).token, /^💬 \*\*base\*\* · ada asked: hello\n⚠️/, 60_000);
+    await discordAnswer(
+      discord.slash('ask', undefined, { model: 'base', prompt: 'hello' }, ADA).token,
+      /^💬 \*\*base\*\* · ada asked: hello\n⚠️/,
+      60_000,
+    );
   });
 
   it('says the queue is unavailable once its Redis is gone', async () => {
     await redis.stop();
-    await discordAnswer(discord.slash('train', 'quick_test', {}, ADA).token, /^⚠️ the job queue is unavailable right now/);
+    await discordAnswer(
+      discord.slash('train', 'quick_test', {}, ADA).token,
+      /^⚠️ the job queue is unavailable right now/,
+    );
     expect((await slackPost('', '/queue')).status).toBe(200);
     await slackAnswer(/^⚠️ the job queue is unavailable right now/);
     await until('the log to tell of the lost connection', () => /connection problem/.test(log), 15_000);
@@ -157,10 +220,17 @@ describe('secrets', () => {
     redis = await startRedisWithPassword(dir, redis.port);
     // What a user does after "unavailable; try again": try again. The bot holds several connections, which come back
     // one by one (ioredis's backoff): the answer, not a log line, says when it serves again.
-    await until('Discord\'s /queue to answer with the queue again', async () => {
-      const answer = await discordAnswer(discord.slash('queue', undefined, {}, ADA).token, /^(⚠️ the job queue is unavailable|The queue is empty)/);
-      return /^The queue is empty/.test(answer.content) || (await new Promise((r) => setTimeout(r, 500)), false);
-    }, 30_000);
+    await until(
+      "Discord's /queue to answer with the queue again",
+      async () => {
+        const answer = await discordAnswer(
+          discord.slash('queue', undefined, {}, ADA).token,
+          /^(⚠️ the job queue is unavailable|The queue is empty)/,
+        );
+        return /^The queue is empty/.test(answer.content) || (await new Promise((r) => setTimeout(r, 500)), false);
+      },
+      30_000,
+    );
     // The outage in the log, as an operator reads it: one line when it began, one when it was over, no stack trace
     // (the bot and its runner hold a dozen connections, each retrying on its own)
     await until('the log to say the connection is back', () => /\[redis\] connection is back after/.test(log), 15_000);
@@ -171,7 +241,10 @@ describe('secrets', () => {
     // What shutting down logs is searched too. After a Redis outage BullMQ's close() can wait forever: the bot's own
     // shutdown deadline (10 s) ends the process anyway.
     bot.kill('SIGTERM');
-    const ended = await Promise.race([bot.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 20_000))]);
+    const ended = await Promise.race([
+      bot.then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), 20_000)),
+    ]);
     if (!ended) bot.kill('SIGKILL');
     expect(ended).toBe(true);
   });
@@ -183,13 +256,19 @@ describe('secrets', () => {
     expect(log).toMatch(/\[trainer\] RuntimeError: could not load the base model/); // the trainer's stderr, at debug
     // no error was printed past the log (and its redaction), as console.error prints one: with its fields
     expect(log).not.toMatch(/^\s+errno: /m);
-    for (const [name, secret] of Object.entries(SECRETS)) expect(log.includes(secret), `${name} in the log`).toBe(false);
+    for (const [name, secret] of Object.entries(SECRETS))
+      expect(log.includes(secret), `${name} in the log`).toBe(false);
   });
 
   it('shows no secret in any message or request body the platforms got', () => {
-    const discordSeen = JSON.stringify([discord.requests.map((r) => ({ path: r.path, body: r.body })), [...discord.messages.values()].map((m) => m.history)]);
+    const discordSeen = JSON.stringify([
+      discord.requests.map((r) => ({ path: r.path, body: r.body })),
+      [...discord.messages.values()].map((m) => m.history),
+    ]);
     // Bolt checks its token with auth.test, which takes it as an argument: a credential to its own API, not a message
-    const slackCredentials = slack.calls.filter((c) => c.args.token !== undefined).map((c) => `${c.method} ${c.args.token}`);
+    const slackCredentials = slack.calls
+      .filter((c) => c.args.token !== undefined)
+      .map((c) => `${c.method} ${c.args.token}`);
     expect(new Set(slackCredentials)).toEqual(new Set([`auth.test ${SLACK_BOT_TOKEN}`]));
     const slackArgs = slack.calls.map(({ args: { token: _token, ...rest } }) => rest);
     const slackSeen = JSON.stringify([slackArgs, slack.ephemeral, [...slack.messages.values()].map((m) => m.history)]);
@@ -200,8 +279,12 @@ describe('secrets', () => {
       expect(slackSeen.includes(secret), `${name} sent to Slack`).toBe(false);
     }
     // each token goes only to its own platform, and only as its credentials
-    expect(new Set(discord.requests.filter((r) => r.auth).map((r) => r.auth))).toEqual(new Set([`Bot ${DISCORD_TOKEN}`]));
-    expect(new Set(slack.calls.filter((c) => c.auth).map((c) => c.auth))).toEqual(new Set([`Bearer ${SLACK_BOT_TOKEN}`]));
+    expect(new Set(discord.requests.filter((r) => r.auth).map((r) => r.auth))).toEqual(
+      new Set([`Bot ${DISCORD_TOKEN}`]),
+    );
+    expect(new Set(slack.calls.filter((c) => c.auth).map((c) => c.auth))).toEqual(
+      new Set([`Bearer ${SLACK_BOT_TOKEN}`]),
+    );
   });
 
   it('gives the trainer and the inference worker none of the secrets', () => {
@@ -210,7 +293,8 @@ describe('secrets', () => {
     for (const f of dumps) {
       const env = readFileSync(join(dir, f), 'utf8');
       expect(env).toMatch(/^PYTHONUNBUFFERED=1$/m);
-      for (const [name, secret] of Object.entries(SECRETS)) expect(env.includes(secret), `${name} in the environment of ${f}`).toBe(false);
+      for (const [name, secret] of Object.entries(SECRETS))
+        expect(env.includes(secret), `${name} in the environment of ${f}`).toBe(false);
     }
   });
 });

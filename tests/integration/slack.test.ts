@@ -81,10 +81,19 @@ describe('Slack in Socket Mode', () => {
     await until('the loss curve', () => job.files.length > 0 && job, 120_000);
     const progress = job.history.filter((h) => /\[[█░]{20}\] \d+\/30 · loss \d+\.\d+ (⚠️|🟡|🎯|✅|🔴)/.test(h.text));
     expect(progress.length).toBeGreaterThanOrEqual(2);
-    expect(job.text).toMatch(/\n✅ job \d+ done · final loss \d+\.\d{3} \S+ \w+ · eval loss \d+\.\d{3} \S+ \w+ · \d+:\d\d · model `tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?` \(now latest\)$/);
+    expect(job.text).toMatch(
+      /\n✅ job \d+ done · final loss \d+\.\d{3} \S+ \w+ · eval loss \d+\.\d{3} \S+ \w+ · \d+:\d\d · model `tiny-gpt-oss_quick_test_\d{8}_\d{4}(-\d+)?` \(now latest\)$/,
+    );
     // an edit notifies nobody: the requester is mentioned in a new message
     await until('the mention', () => double.find(/^<@U0ADA> job \d+ is done: `tiny-gpt-oss_quick_test_/));
-    expect(job.files).toEqual([{ name: expect.stringMatching(/^loss-curve-job-\d+\.png$/), title: expect.stringMatching(/^Loss curve of tiny-gpt-oss_quick_test_/), bytes: expect.any(Number), threadTs: job.ts }]);
+    expect(job.files).toEqual([
+      {
+        name: expect.stringMatching(/^loss-curve-job-\d+\.png$/),
+        title: expect.stringMatching(/^Loss curve of tiny-gpt-oss_quick_test_/),
+        bytes: expect.any(Number),
+        threadTs: job.ts,
+      },
+    ]);
     expect(job.files[0]!.bytes).toBeGreaterThan(500);
   });
 
@@ -96,13 +105,24 @@ describe('Slack in Socket Mode', () => {
   it('/chat opens a thread where every reply is a turn with the model', async () => {
     double.slash('/chat', 'latest', ADA);
     const intro = await until('the thread', () => double.find(/^🧵 Chat with latest$/));
-    await until('the how-to', () => [...double.messages.values()].find((m) => m.threadTs === intro.ts && /^🧵 chatting with \*latest\*/.test(m.text)));
+    await until('the how-to', () =>
+      [...double.messages.values()].find((m) => m.threadTs === intro.ts && /^🧵 chatting with \*latest\*/.test(m.text)),
+    );
     double.message(intro.channel, ADA, 'Say hello to Ada.', intro.ts);
-    const answer = await until('the answer in the thread', () => [...double.messages.values()].find((m) => m.threadTs === intro.ts && /\n— tiny-gpt-oss_quick_test_\S+ · \d+ tokens/.test(m.text)), 60_000);
+    const answer = await until(
+      'the answer in the thread',
+      () =>
+        [...double.messages.values()].find(
+          (m) => m.threadTs === intro.ts && /\n— tiny-gpt-oss_quick_test_\S+ · \d+ tokens/.test(m.text),
+        ),
+      60_000,
+    );
     expect(answer.text).toMatch(/^🧵 \*latest\* · <@U0ADA>\n/); // Slack shows the person's name
     double.message(intro.channel, ADA, 'not in a chat thread');
     await new Promise((r) => setTimeout(r, 300));
-    expect([...double.messages.values()].filter((m) => m.threadTs === undefined && /not in a chat/.test(m.text))).toEqual([]);
+    expect(
+      [...double.messages.values()].filter((m) => m.threadTs === undefined && /not in a chat/.test(m.text)),
+    ).toEqual([]);
   });
 
   it('/models list lists the model', async () => {
@@ -114,7 +134,9 @@ describe('Slack in Socket Mode', () => {
   it('refuses /train to a user outside the group, privately, and queues nothing', async () => {
     const before = await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed');
     double.slash('/train', 'standard', EVE);
-    const refusal = await until('the refusal', () => double.ephemeral.find((e) => e.user === EVE.id && e.text.includes('ALLOW_TRAIN')));
+    const refusal = await until('the refusal', () =>
+      double.ephemeral.find((e) => e.user === EVE.id && e.text.includes('ALLOW_TRAIN')),
+    );
     expect(refusal.text).toBe('⚠️ you may not run /train standard here (ALLOW_TRAIN); ask whoever runs the bot');
     expect(await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed')).toEqual(before);
   });
@@ -122,8 +144,12 @@ describe('Slack in Socket Mode', () => {
   it('refuses a malformed option with a useful message and queues nothing', async () => {
     const before = await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed');
     double.slash('/train', 'standard scheduler=zigzag', ADA);
-    const refusal = await until('the refusal', () => double.ephemeral.find((e) => e.user === ADA.id && e.text.includes('zigzag')));
-    expect(refusal.text).toBe("⚠️ unknown scheduler 'zigzag'; choose one of linear, cosine, constant, constant_with_warmup");
+    const refusal = await until('the refusal', () =>
+      double.ephemeral.find((e) => e.user === ADA.id && e.text.includes('zigzag')),
+    );
+    expect(refusal.text).toBe(
+      "⚠️ unknown scheduler 'zigzag'; choose one of linear, cosine, constant, constant_with_warmup",
+    );
     expect(await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed')).toEqual(before);
   });
 
@@ -135,16 +161,25 @@ describe('Slack in Socket Mode', () => {
     const before = await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed');
     double.slash('/train', 'quick_test', ADA, 'C0NOTMEMBER');
     const refusal = await until('the refusal', () => double.ephemeral.find((e) => e.channel === 'C0NOTMEMBER'));
-    expect(refusal.text).toBe('⚠️ I cannot post in this channel: invite me (/invite @&lt;bot name&gt;) or use a channel I am in');
+    expect(refusal.text).toBe(
+      '⚠️ I cannot post in this channel: invite me (/invite @&lt;bot name&gt;) or use a channel I am in',
+    );
     // the job was taken back at once: removed while waiting, or stopped if a runner had taken it already
-    const same = async () => JSON.stringify(await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed')) === JSON.stringify(before);
+    const same = async () =>
+      JSON.stringify(await stack.bot.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed')) ===
+      JSON.stringify(before);
     await expect.poll(same, { timeout: 30_000 }).toBe(true);
   });
 
   it('sends both tokens only in headers, never in a message', () => {
-    const texts = [...[...double.messages.values()].flatMap((m) => m.history.map((h) => h.text)), ...double.ephemeral.map((e) => e.text)];
+    const texts = [
+      ...[...double.messages.values()].flatMap((m) => m.history.map((h) => h.text)),
+      ...double.ephemeral.map((e) => e.text),
+    ];
     expect(texts.some((t) => t.includes(BOT_TOKEN) || t.includes(APP_TOKEN))).toBe(false);
-    expect(double.calls.filter((c) => c.method === 'chat.update').every((c) => c.auth === `Bearer ${BOT_TOKEN}`)).toBe(true);
+    expect(double.calls.filter((c) => c.method === 'chat.update').every((c) => c.auth === `Bearer ${BOT_TOKEN}`)).toBe(
+      true,
+    );
     expect(double.calls.find((c) => c.method === 'apps.connections.open')?.auth).toBe(`Bearer ${APP_TOKEN}`);
   });
 });
@@ -157,7 +192,12 @@ describe('Slack over HTTP with signed requests', () => {
   beforeAll(async () => {
     await double.start();
     const port = await freePort();
-    stack = await startStack(double, { SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_MODE: 'http', SLACK_PORT: String(port), EMBEDDED_RUNNER: 'false' });
+    stack = await startStack(double, {
+      SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      SLACK_MODE: 'http',
+      SLACK_PORT: String(port),
+      EMBEDDED_RUNNER: 'false',
+    });
     url = `http://127.0.0.1:${port}/slack/events`;
   });
   afterAll(async () => {
@@ -166,8 +206,17 @@ describe('Slack over HTTP with signed requests', () => {
   });
 
   const post = (body: string, signature: string, timestamp: number) =>
-    fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': signature }, body });
-  const form = (text: string) => new URLSearchParams(double.payload('/queue', text, ADA) as Record<string, string>).toString();
+    fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-slack-request-timestamp': String(timestamp),
+        'x-slack-signature': signature,
+      },
+      body,
+    });
+  const form = (text: string) =>
+    new URLSearchParams(double.payload('/queue', text, ADA) as Record<string, string>).toString();
 
   it('runs a correctly signed slash command and acks it at once', async () => {
     const body = form('');

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runTrainer } from '../../gpu-runner/trainer-process.ts';
 
-const DONE = '{"v":1,"type":"done","model_name":"m_quick_test_20260101_0000","output_dir":"/tmp/m","final_loss":0.5,"band":"optimal","steps":30,"epochs":1,"duration_s":3,"latest":true}';
+const DONE =
+  '{"v":1,"type":"done","model_name":"m_quick_test_20260101_0000","output_dir":"/tmp/m","final_loss":0.5,"band":"optimal","steps":30,"epochs":1,"duration_s":3,"latest":true}';
 
 function script(body: string): string {
   const file = join(mkdtempSync(join(tmpdir(), 'stand-in-')), 'trainer.sh');
@@ -34,7 +35,17 @@ describe('the trainer process', () => {
   });
 
   it('says it could not start the trainer when the interpreter is missing', async () => {
-    const run = runTrainer({ python: '/nonexistent/python3', script: 'train.py', args: [], cwd: tmpdir(), killGraceMs: 1_000, onMessage: () => undefined });
-    await expect(run).rejects.toMatchObject({ kind: 'failed', message: expect.stringMatching(/^could not start the trainer with \/nonexistent\/python3: .*ENOENT/) });
+    const run = runTrainer({
+      python: '/nonexistent/python3',
+      script: 'train.py',
+      args: [],
+      cwd: tmpdir(),
+      killGraceMs: 1_000,
+      onMessage: () => undefined,
+    });
+    await expect(run).rejects.toMatchObject({
+      kind: 'failed',
+      message: expect.stringMatching(/^could not start the trainer with \/nonexistent\/python3: .*ENOENT/),
+    });
   });
 });

@@ -50,7 +50,11 @@ describe('the per-user limit of /train', () => {
 
   beforeAll(async () => {
     prefix = `limit${process.pid}x${++counter}`;
-    const config = loadConfig({ REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: prefix, MAX_QUEUED_PER_USER: String(MAX) });
+    const config = loadConfig({
+      REDIS_URL: inject('redisUrl'),
+      QUEUE_PREFIX: prefix,
+      MAX_QUEUED_PER_USER: String(MAX),
+    });
     for (let i = 0; i < 2; i++) {
       const connection = connectRedis(config.redisUrl!);
       connections.push(connection);
@@ -64,7 +68,9 @@ describe('the per-user limit of /train', () => {
   });
 
   const jobsOf = async (id: string, platform: string) =>
-    (await bots[0]!.queue.queue.getJobs(['waiting', 'active', 'prioritized', 'delayed'])).filter((j) => j.data.requestedBy.id === id && j.data.requestedBy.platform === platform);
+    (await bots[0]!.queue.queue.getJobs(['waiting', 'active', 'prioritized', 'delayed'])).filter(
+      (j) => j.data.requestedBy.id === id && j.data.requestedBy.platform === platform,
+    );
 
   it(`holds at ${MAX} when one person sends ${2 * PER_BOT} /train at once through two bot processes`, async () => {
     const ada = { id: 'U0ADA', name: 'ada', platform: 'slack' };
@@ -78,10 +84,14 @@ describe('the per-user limit of /train', () => {
     const jobs = await jobsOf(ada.id, ada.platform);
     expect(jobs).toHaveLength(MAX);
     expect(answers.replies).toHaveLength(MAX);
-    expect(answers.replies.map((t) => /^🧪 Training job \*\*(\d+)\*\*/.exec(t)?.[1]).sort()).toEqual(jobs.map((j) => j.id).sort());
+    expect(answers.replies.map((t) => /^🧪 Training job \*\*(\d+)\*\*/.exec(t)?.[1]).sort()).toEqual(
+      jobs.map((j) => j.id).sort(),
+    );
     expect(answers.privately).toHaveLength(2 * PER_BOT - MAX);
     for (const text of answers.privately) {
-      expect(text).toBe(`⚠️ you have ${MAX} trainings waiting or running (the limit is ${MAX}); /train status lists them`);
+      expect(text).toBe(
+        `⚠️ you have ${MAX} trainings waiting or running (the limit is ${MAX}); /train status lists them`,
+      );
     }
     // the lock is gone once all is answered
     expect(await connections[0]!.keys(`${prefix}:train:user-lock:*`)).toEqual([]);
@@ -92,7 +102,11 @@ describe('the per-user limit of /train', () => {
     const eve = { id: 'U0EVE', name: 'eve', platform: 'slack' };
     const ada = { id: 'U0ADA', name: 'ada', platform: 'discord' }; // the same id as Slack's ada would be another person
     await Promise.all(
-      [eve, ada].flatMap((user) => Array.from({ length: 8 }, (_, i) => bots[i % 2]!.commands.dispatchText('train', 'quick_test', context(bots[i % 2]!, user, answers)))),
+      [eve, ada].flatMap((user) =>
+        Array.from({ length: 8 }, (_, i) =>
+          bots[i % 2]!.commands.dispatchText('train', 'quick_test', context(bots[i % 2]!, user, answers)),
+        ),
+      ),
     );
     expect(await jobsOf(eve.id, eve.platform)).toHaveLength(MAX);
     expect(await jobsOf(ada.id, ada.platform)).toHaveLength(MAX);
@@ -107,7 +121,11 @@ describe('the per-user limit of /train', () => {
     await bots[1]!.commands.dispatchText('train', `cancel ${first!.id}`, context(bots[1]!, ada, answers));
     expect(answers.privately).toEqual([`🛑 job ${first!.id} cancelled before it started`]);
     answers.privately.length = 0;
-    await Promise.all(Array.from({ length: 6 }, (_, i) => bots[i % 2]!.commands.dispatchText('train', 'quick_test', context(bots[i % 2]!, ada, answers))));
+    await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        bots[i % 2]!.commands.dispatchText('train', 'quick_test', context(bots[i % 2]!, ada, answers)),
+      ),
+    );
     expect(answers.replies).toHaveLength(1);
     expect(answers.privately).toHaveLength(5);
     expect(await jobsOf(ada.id, ada.platform)).toHaveLength(MAX);
@@ -140,13 +158,21 @@ describe('what counts toward the limit', () => {
   let release!: () => void;
 
   beforeAll(async () => {
-    const config = loadConfig({ REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: `limit${process.pid}x${++counter}`, MAX_QUEUED_PER_USER: String(MAX) });
+    const config = loadConfig({
+      REDIS_URL: inject('redisUrl'),
+      QUEUE_PREFIX: `limit${process.pid}x${++counter}`,
+      MAX_QUEUED_PER_USER: String(MAX),
+    });
     connection = connectRedis(config.redisUrl!);
     bot = await createBot(config, connection);
     // a runner stand-in that holds the first job it takes until told, then completes it
     const done = new Promise<void>((r) => (release = r));
     workerConnection = connectRedis(config.redisUrl!);
-    worker = new Worker(TRAIN_QUEUE, () => done, { connection: workerConnection, prefix: config.queuePrefix, concurrency: 1 });
+    worker = new Worker(TRAIN_QUEUE, () => done, {
+      connection: workerConnection,
+      prefix: config.queuePrefix,
+      concurrency: 1,
+    });
   });
   afterAll(async () => {
     await worker?.close(true);
@@ -167,7 +193,9 @@ describe('what counts toward the limit', () => {
     expect(mine.map((v) => v.state)).toEqual(['active', 'waiting', 'waiting']);
     answers.privately.length = 0;
     await bot.commands.dispatchText('train', 'quick_test', ctx());
-    expect(answers.privately).toEqual([`⚠️ you have ${MAX} trainings waiting or running (the limit is ${MAX}); /train status lists them`]);
+    expect(answers.privately).toEqual([
+      `⚠️ you have ${MAX} trainings waiting or running (the limit is ${MAX}); /train status lists them`,
+    ]);
     await bot.commands.dispatchText('train', 'status', ctx());
     expect(answers.privately[1]!.split('\n')).toEqual([
       expect.stringMatching(new RegExp(`^⏳ job ${mine[0]!.id}: starting… · quick_test for rob$`)),

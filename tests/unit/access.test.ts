@@ -5,7 +5,12 @@ import { ConfigError, loadConfig } from '../../src/shared/config.ts';
 const caller = (id: string, roles: string[] = []) => ({ id, name: id, platform: 'discord', roles });
 
 describe('access rules', () => {
-  const policy = new AccessPolicy({ train: parseRule('user:U1, role:R9,group:S7'), cancel_any: parseRule('channel:ops'), ask: parseRule('*'), manage_models: parseRule('') });
+  const policy = new AccessPolicy({
+    train: parseRule('user:U1, role:R9,group:S7'),
+    cancel_any: parseRule('channel:ops'),
+    ask: parseRule('*'),
+    manage_models: parseRule(''),
+  });
 
   it('allows a listed user, a member of a listed role or group, and anyone in a listed channel', () => {
     expect(policy.allows('train', caller('U1'), 'c')).toBe(true);
@@ -24,7 +29,10 @@ describe('access rules', () => {
   });
 
   it('names a malformed rule at start-up', () => {
-    expect(ruleProblems(parseRule('user:U1,admins,role:'))).toEqual(["'admins' is not *, user:ID, role:ID, group:ID or channel:ID", "'role:' is not *, user:ID, role:ID, group:ID or channel:ID"]);
+    expect(ruleProblems(parseRule('user:U1,admins,role:'))).toEqual([
+      "'admins' is not *, user:ID, role:ID, group:ID or channel:ID",
+      "'role:' is not *, user:ID, role:ID, group:ID or channel:ID",
+    ]);
     expect(() => loadConfig({ ALLOW_TRAIN: 'admins' })).toThrow(ConfigError);
   });
 

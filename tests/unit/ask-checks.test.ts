@@ -10,13 +10,45 @@ describe('a reasoning effort mistyped as the start of the prompt', () => {
   });
 
   it('flags typos of low, medium and high, and an effort in capitals', () => {
-    for (const word of ['hihg', 'hgih', 'hig', 'higg', 'lwo', 'loww', 'meduim', 'mediun', 'medum', 'mediumm', 'HIGH', 'Low', 'Medium']) {
+    for (const word of [
+      'hihg',
+      'hgih',
+      'hig',
+      'higg',
+      'lwo',
+      'loww',
+      'meduim',
+      'mediun',
+      'medum',
+      'mediumm',
+      'HIGH',
+      'Low',
+      'Medium',
+    ]) {
       expect(effortSlip(`${word} why is the sky blue?`), word).toBe(word);
     }
   });
 
   it('leaves prose alone: common words near low or high, words with punctuation, other words', () => {
-    for (const prompt of ['how do I train?', 'now what?', 'so what is a LoRA?', 'to be or not', 'his name?', 'with what?', 'right now', 'light or heavy?', 'Why is the sky blue?', 'hi, who are you?', 'slow down', 'media queries?', 'low latency tips', 'high tide?', 'hi there', 'none of these?', 'min and max?']) {
+    for (const prompt of [
+      'how do I train?',
+      'now what?',
+      'so what is a LoRA?',
+      'to be or not',
+      'his name?',
+      'with what?',
+      'right now',
+      'light or heavy?',
+      'Why is the sky blue?',
+      'hi, who are you?',
+      'slow down',
+      'media queries?',
+      'low latency tips',
+      'high tide?',
+      'hi there',
+      'none of these?',
+      'min and max?',
+    ]) {
       expect(effortSlip(prompt), prompt).toBeNull();
     }
   });
@@ -37,10 +69,21 @@ describe('a reasoning effort mistyped as the start of the prompt', () => {
 });
 
 describe('the device an ask waits for while a training runs', () => {
-  const runner = (over: Partial<Parameters<typeof deviceOf>[0] & object>) => ({ device: null, backend: 'auto', gpuClass: 'unknown', ...over });
+  const runner = (over: Partial<Parameters<typeof deviceOf>[0] & object>) => ({
+    device: null,
+    backend: 'auto',
+    gpuClass: 'unknown',
+    ...over,
+  });
   it('is what the runner found, else its backend, else its GPU class, else just the runner', () => {
-    expect(deviceOf(runner({ device: { kind: 'cpu', model: 'Xeon', usedMiB: 1, totalMiB: 2 }, backend: 'auto', gpuClass: 'cpu' }))).toBe('the CPU');
-    expect(deviceOf(runner({ device: { kind: 'cuda', model: 'NVIDIA H100', usedMiB: 1, totalMiB: 2 }, gpuClass: 'h100' }))).toBe('the GPU');
+    expect(
+      deviceOf(
+        runner({ device: { kind: 'cpu', model: 'Xeon', usedMiB: 1, totalMiB: 2 }, backend: 'auto', gpuClass: 'cpu' }),
+      ),
+    ).toBe('the CPU');
+    expect(
+      deviceOf(runner({ device: { kind: 'cuda', model: 'NVIDIA H100', usedMiB: 1, totalMiB: 2 }, gpuClass: 'h100' })),
+    ).toBe('the GPU');
     expect(deviceOf(runner({ backend: 'cpu' }))).toBe('the CPU');
     expect(deviceOf(runner({ backend: 'cuda' }))).toBe('the GPU');
     expect(deviceOf(runner({ gpuClass: 'a100' }))).toBe('the GPU');

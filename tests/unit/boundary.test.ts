@@ -25,14 +25,20 @@ const SDK = /^(discord\.js|@slack\/bolt|@slack\/web-api)$/;
 /** Every module a file imports (types too: a circle of types is still a circle to a reader), resolved to repo paths. */
 function imports(file: string): { ours: string[]; packages: string[] } {
   const text = readFileSync(join(REPO_ROOT, file), 'utf8');
-  const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1] ?? m[2]!);
+  const specs = [
+    ...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g),
+  ].map((m) => m[1] ?? m[2]!);
   const ours = specs.filter((s) => s.startsWith('.')).map((s) => normalize(join(dirname(file), s)));
   return { ours, packages: specs.filter((s) => !s.startsWith('.')) };
 }
 
 /** The layer a file belongs to, and the layers it may import. */
 const LAYERS: { name: string; owns: (f: string) => boolean; mayImport: string[] }[] = [
-  { name: 'composition', owns: (f) => f === 'src/main.ts' || f === 'src/app.ts', mayImport: ['composition', 'shared', 'bot', 'platforms', 'runner'] },
+  {
+    name: 'composition',
+    owns: (f) => f === 'src/main.ts' || f === 'src/app.ts',
+    mayImport: ['composition', 'shared', 'bot', 'platforms', 'runner'],
+  },
   { name: 'shared', owns: (f) => f.startsWith('src/shared/'), mayImport: ['shared'] },
   { name: 'bot', owns: (f) => f.startsWith('src/bot/'), mayImport: ['bot', 'shared'] },
   { name: 'platforms', owns: (f) => f.startsWith('src/platforms/'), mayImport: ['platforms', 'bot', 'shared'] },
@@ -49,13 +55,17 @@ describe('the floor plan', () => {
   it('each layer imports only the layers below it', () => {
     const wrong = CODE.flatMap((f) => {
       const from = layerOf(f)!;
-      return imports(f).ours.filter((t) => !from.mayImport.includes(layerOf(t)?.name ?? 'outside')).map((t) => `${f} (${from.name}) → ${t} (${layerOf(t)?.name ?? 'outside the layers'})`);
+      return imports(f)
+        .ours.filter((t) => !from.mayImport.includes(layerOf(t)?.name ?? 'outside'))
+        .map((t) => `${f} (${from.name}) → ${t} (${layerOf(t)?.name ?? 'outside the layers'})`);
     });
     expect(wrong).toEqual([]);
   });
 
   it('only the platform adapters import a platform SDK', () => {
-    const offenders = CODE.filter((f) => !f.startsWith('src/platforms/') && imports(f).packages.some((p) => SDK.test(p)));
+    const offenders = CODE.filter(
+      (f) => !f.startsWith('src/platforms/') && imports(f).packages.some((p) => SDK.test(p)),
+    );
     expect(offenders).toEqual([]);
   });
 

@@ -1,6 +1,11 @@
 /** The real /train, /models and /queue definitions, parsed the way the console (and Slack's text) gives them. */
 import { describe, expect, it } from 'vitest';
-import { findHandler, parseText as parseMarked, tokenize, validateArgs as validateMarked } from '../../src/bot/command-kit.ts';
+import {
+  findHandler,
+  parseText as parseMarked,
+  tokenize,
+  validateArgs as validateMarked,
+} from '../../src/bot/command-kit.ts';
 import { renderQuotes } from '../../src/bot/user-text.ts';
 
 const parseText: typeof parseMarked = (...a) => shown(() => parseMarked(...a));
@@ -17,7 +22,9 @@ function shown<T>(f: () => T): T {
     return f();
   } catch (e) {
     const error = e as Error;
-    throw Object.assign(new (error.constructor as new (m: string) => Error)(renderQuotes(error.message, (q) => q)), { name: error.name });
+    throw Object.assign(new (error.constructor as new (m: string) => Error)(renderQuotes(error.message, (q) => q)), {
+      name: error.name,
+    });
   }
 }
 
@@ -33,20 +40,32 @@ describe('/train options', () => {
 
   it('takes the seed’s overrides as r=32 scheduler=cosine and as --r 32 --scheduler cosine', () => {
     expect(parse('standard r=32 scheduler=cosine')).toEqual({ name: 'standard', args: { r: 32, scheduler: 'cosine' } });
-    expect(parse('standard --r 32 --scheduler cosine')).toEqual({ name: 'standard', args: { r: 32, scheduler: 'cosine' } });
+    expect(parse('standard --r 32 --scheduler cosine')).toEqual({
+      name: 'standard',
+      args: { r: 32, scheduler: 'cosine' },
+    });
     expect(parse('full 64 constant')).toEqual({ name: 'full', args: { r: 64, scheduler: 'constant' } });
   });
 
   it.each([
-    ['huge', /unknown profile 'huge'; choose one of quick_test, standard, full, max_quality, conservative \(or status, cancel\)/],
+    [
+      'huge',
+      /unknown profile 'huge'; choose one of quick_test, standard, full, max_quality, conservative \(or status, cancel\)/,
+    ],
     ['', /needs a profile/],
     ['standard r=0', /r must be a whole number from 1 to 256/],
     ['standard r=257', /r must be a whole number from 1 to 256/],
     ['standard r=3.5', /r must be a whole number/],
     ['standard r=-4', /r must be a whole number/],
     ['standard r=abc', /r must be a whole number/],
-    ['standard scheduler=zigzag', /unknown scheduler 'zigzag'; choose one of linear, cosine, constant, constant_with_warmup/],
-    ['standard lr=0.1', /unknown option 'lr'; \/train standard \[r\] \[scheduler\] \[host=…\] \[gpu=…\] takes r, scheduler, host, gpu/],
+    [
+      'standard scheduler=zigzag',
+      /unknown scheduler 'zigzag'; choose one of linear, cosine, constant, constant_with_warmup/,
+    ],
+    [
+      'standard lr=0.1',
+      /unknown option 'lr'; \/train standard \[r\] \[scheduler\] \[host=…\] \[gpu=…\] takes r, scheduler, host, gpu/,
+    ],
     ['standard r=32 scheduler=cosine please', /unexpected 'please'/],
     ['standard scheduler=cosine and more', /unexpected 'and'/],
     ['standard abc', /unknown scheduler 'abc'/],
@@ -99,8 +118,15 @@ describe('/train options', () => {
 
 describe('/ask options', () => {
   it('reads the model, then the prompt as free text; an effort only when it is one', () => {
-    expect(parseText(ask, 'latest What is the capital of France?').args).toEqual({ model: 'latest', prompt: 'What is the capital of France?' });
-    expect(parseText(ask, 'base high Why is the sky blue?').args).toEqual({ model: 'base', effort: 'high', prompt: 'Why is the sky blue?' });
+    expect(parseText(ask, 'latest What is the capital of France?').args).toEqual({
+      model: 'latest',
+      prompt: 'What is the capital of France?',
+    });
+    expect(parseText(ask, 'base high Why is the sky blue?').args).toEqual({
+      model: 'base',
+      effort: 'high',
+      prompt: 'Why is the sky blue?',
+    });
     expect(parseText(ask, 'latest effort=medium hi').args).toEqual({ model: 'latest', effort: 'medium', prompt: 'hi' });
   });
 
@@ -123,7 +149,9 @@ describe('options a platform names (Discord)', () => {
   });
 
   it('answers an unknown or empty subcommand as typed text is answered: with the choices', () => {
-    expect(() => findHandler(train, 'huge')).toThrow(/^unknown profile '\uE000huge\uE001'; choose one of quick_test, standard, full, max_quality, conservative \(or status, cancel\)$/);
+    expect(() => findHandler(train, 'huge')).toThrow(
+      /^unknown profile '\uE000huge\uE001'; choose one of quick_test, standard, full, max_quality, conservative \(or status, cancel\)$/,
+    );
     expect(() => findHandler(train, '')).toThrow(/^\/train needs a profile; choose one of quick_test/);
   });
 });
@@ -131,7 +159,15 @@ describe('options a platform names (Discord)', () => {
 describe('command modules', () => {
   it('loads one module per file from commands/', async () => {
     const registry = await CommandRegistry.load(COMMANDS_DIR);
-    expect([...registry.commands.keys()].sort()).toEqual(['ask', 'chat', 'help', 'models', 'queue', 'runners', 'train']);
+    expect([...registry.commands.keys()].sort()).toEqual([
+      'ask',
+      'chat',
+      'help',
+      'models',
+      'queue',
+      'runners',
+      'train',
+    ]);
   });
 
   it('names the file whose module has the wrong shape', () => {

@@ -5,7 +5,13 @@ import { configureLog, logger, redact } from '../../src/shared/log.ts';
 describe('settings', () => {
   it('runs on the embedded default with nothing set', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ redisUrl: undefined, embeddedRunner: true, baseModel: 'tiny', trainerBackend: 'auto', queuePrefix: 'chatops' });
+    expect(c).toMatchObject({
+      redisUrl: undefined,
+      embeddedRunner: true,
+      baseModel: 'tiny',
+      trainerBackend: 'auto',
+      queuePrefix: 'chatops',
+    });
     expect(c.modelsDir).toMatch(/\/models$/);
   });
 
@@ -16,7 +22,12 @@ describe('settings', () => {
     } catch (e) {
       error = e as ConfigError;
     }
-    expect(error?.problems.map((p) => p.split(':')[0]).sort()).toEqual(['EMBEDDED_RUNNER', 'GPU_ID', 'REDIS_URL', 'TRAINER_BACKEND']);
+    expect(error?.problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'EMBEDDED_RUNNER',
+      'GPU_ID',
+      'REDIS_URL',
+      'TRAINER_BACKEND',
+    ]);
   });
 
   it('does not start a runner in the bot process when the queue is remote, unless told to', () => {

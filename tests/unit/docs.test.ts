@@ -18,8 +18,17 @@ const read = (path: string) => readFileSync(join(REPO_ROOT, path), 'utf8');
 const README = 'README.md';
 const MODELS_README = 'models/README.md';
 
-interface Band { id: string; emoji: string; label: string; min: number | null; max: number | null; max_inclusive?: boolean }
-const profilesJson = JSON.parse(read('gpu-runner/trainer/profiles.json')) as { profiles: Record<string, Record<string, string | number>> };
+interface Band {
+  id: string;
+  emoji: string;
+  label: string;
+  min: number | null;
+  max: number | null;
+  max_inclusive?: boolean;
+}
+const profilesJson = JSON.parse(read('gpu-runner/trainer/profiles.json')) as {
+  profiles: Record<string, Record<string, string | number>>;
+};
 const bandsJson = JSON.parse(read('gpu-runner/trainer/bands.json')) as {
   bands: Band[];
   diverged: { id: string; emoji: string; label: string };
@@ -35,7 +44,12 @@ function prose(md: string): string {
 function tables(md: string): { header: string[]; rows: Record<string, string>[] }[] {
   const found: { header: string[]; rows: Record<string, string>[] }[] = [];
   const lines = md.split('\n');
-  const cells = (line: string) => line.trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim());
+  const cells = (line: string) =>
+    line
+      .trim()
+      .replace(/^\||\|$/g, '')
+      .split('|')
+      .map((c) => c.trim());
   for (let i = 0; i < lines.length; i++) {
     if (!lines[i]!.startsWith('|') || !/^\|[\s|:-]+\|$/.test(lines[i + 1] ?? '')) continue;
     const header = cells(lines[i]!);
@@ -72,8 +86,16 @@ function rangeText(band: Band, previous: Band | undefined): string {
   if (band.max === null) return `${aboveOnly ? '>' : '≥'} ${num(band.min)}`;
   return `${aboveOnly ? '> ' : ''}${num(band.min)} to ${band.max_inclusive ? num(band.max) : below}`;
 }
-const bandRows = bandsJson.bands.map((b, i) => ({ band: `${b.emoji} ${b.label}`, id: `\`${b.id}\``, loss: rangeText(b, bandsJson.bands[i - 1]) }));
-const divergedRow = { band: `${bandsJson.diverged.emoji} ${bandsJson.diverged.label}`, id: `\`${bandsJson.diverged.id}\``, loss: 'NaN or infinite' };
+const bandRows = bandsJson.bands.map((b, i) => ({
+  band: `${b.emoji} ${b.label}`,
+  id: `\`${b.id}\``,
+  loss: rangeText(b, bandsJson.bands[i - 1]),
+}));
+const divergedRow = {
+  band: `${bandsJson.diverged.emoji} ${bandsJson.diverged.label}`,
+  id: `\`${bandsJson.diverged.id}\``,
+  loss: 'NaN or infinite',
+};
 
 /** The columns of a profile table and the key of profiles.json each shows. */
 const PROFILE_COLUMNS: Record<string, string> = {
@@ -90,7 +112,10 @@ const PROFILE_COLUMNS: Record<string, string> = {
 
 function expectProfileTable(file: string, required: string[]) {
   const table = tableWith(read(file), file, 'profile', ...required);
-  expect(table.rows.map((r) => r.profile), `${file}: the profiles, in profiles.json's order`).toEqual([...PROFILE_NAMES]);
+  expect(
+    table.rows.map((r) => r.profile),
+    `${file}: the profiles, in profiles.json's order`,
+  ).toEqual([...PROFILE_NAMES]);
   const shown = table.header.filter((h) => h in PROFILE_COLUMNS);
   for (const row of table.rows) {
     const profile = profilesJson.profiles[row.profile!]!;
@@ -118,12 +143,19 @@ describe('the docs and the tables the code reads', () => {
 
   it("README.md's bands and both final-loss windows are bands.json's", () => {
     const window = `the mean of the last ${bandsJson.final_loss_window} `;
-    expect(missingFrom(README, [...[...bandRows, { ...divergedRow, loss: '(NaN or infinite' }].map((r) => `${r.band} ${r.loss}`), window])).toEqual([]);
+    expect(
+      missingFrom(README, [
+        ...[...bandRows, { ...divergedRow, loss: '(NaN or infinite' }].map((r) => `${r.band} ${r.loss}`),
+        window,
+      ]),
+    ).toEqual([]);
     expect(missingFrom(MODELS_README, [window])).toEqual([]);
   });
 
   it('both READMEs give the learning rate the tiny base is built with', () => {
-    const rate = /TRAINING_DEFAULTS = \{"learning_rate": ([0-9.e-]+)\}/.exec(read('gpu-runner/trainer/tiny_model.py'))?.[1];
+    const rate = /TRAINING_DEFAULTS = \{"learning_rate": ([0-9.e-]+)\}/.exec(
+      read('gpu-runner/trainer/tiny_model.py'),
+    )?.[1];
     expect(rate, "tiny_model.py's TRAINING_DEFAULTS").toBeDefined();
     expect(missingFrom(README, [`learning rate ${rate} `])).toEqual([]);
     expect(missingFrom(MODELS_README, [`learning_rate: ${rate} `, `**${rate}**`])).toEqual([]);
@@ -138,7 +170,10 @@ describe('links', () => {
         .filter((t) => !/^[a-z][a-z0-9+.-]*:/i.test(t) && !t.startsWith('#'))
         .map((t) => relative(REPO_ROOT, resolve(REPO_ROOT, dirname(file), decodeURI(t.replace(/[#?].*$/, '')))));
       expect(targets.length, `${file} links to files`).toBeGreaterThan(0);
-      expect(targets.filter((t) => t.startsWith('..') || !existsSync(join(REPO_ROOT, t))), `${file}: links to nothing`).toEqual([]);
+      expect(
+        targets.filter((t) => t.startsWith('..') || !existsSync(join(REPO_ROOT, t))),
+        `${file}: links to nothing`,
+      ).toEqual([]);
       let ignored = '';
       try {
         ignored = execFileSync('git', ['check-ignore', '--', ...targets], { cwd: REPO_ROOT, encoding: 'utf8' });
@@ -146,20 +181,26 @@ describe('links', () => {
         const status = (e as { status?: number }).status;
         if (status !== 1) return; // 1: none is ignored; anything else: no git here (a copy without .git), nothing to ask
       }
-      expect(ignored.split('\n').filter(Boolean), `${file}: links to files git ignores (a fresh clone lacks them)`).toEqual([]);
+      expect(
+        ignored.split('\n').filter(Boolean),
+        `${file}: links to files git ignores (a fresh clone lacks them)`,
+      ).toEqual([]);
     });
   }
 });
 
 describe('the models folder', () => {
-  it("keeps its README.md out of /models list, as it keeps .gitkeep, .models-id and archive/", async () => {
+  it('keeps its README.md out of /models list, as it keeps .gitkeep, .models-id and archive/', async () => {
     const root = mkdtempSync(join(tmpdir(), 'models-readme-'));
     copyFileSync(join(REPO_ROOT, MODELS_README), join(root, 'README.md'));
     writeFileSync(join(root, '.gitkeep'), '');
     writeFileSync(join(root, '.models-id'), 'id\n');
     mkdirSync(join(root, 'archive'));
     mkdirSync(join(root, 'tiny-gpt-oss_quick_test_20261201_1129'));
-    writeFileSync(join(root, 'tiny-gpt-oss_quick_test_20261201_1129', 'training_info.txt'), 'status: succeeded\nfinal_loss: 3.3472\n');
+    writeFileSync(
+      join(root, 'tiny-gpt-oss_quick_test_20261201_1129', 'training_info.txt'),
+      'status: succeeded\nfinal_loss: 3.3472\n',
+    );
     const models = await new ModelRegistry(root).list();
     expect(models.map((m) => m.name)).toEqual(['tiny-gpt-oss_quick_test_20261201_1129']);
   });

@@ -4,7 +4,10 @@ import { LiveMessage } from '../../src/bot/live-message.ts';
 function recorder() {
   const edits: { at: number; text: string }[] = [];
   const start = Date.now();
-  return { edits, surface: { edit: async (_ref: unknown, text: string) => void edits.push({ at: Date.now() - start, text }) } };
+  return {
+    edits,
+    surface: { edit: async (_ref: unknown, text: string) => void edits.push({ at: Date.now() - start, text }) },
+  };
 }
 
 describe('a live progress message', () => {

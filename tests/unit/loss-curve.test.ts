@@ -18,7 +18,9 @@ function decode(png: Buffer) {
     at += 12 + len;
   }
   const rows = inflateSync(Buffer.concat(idat));
-  const pixel = (x: number, y: number) => [...rows.subarray(y * (width * 3 + 1) + 1 + x * 3, y * (width * 3 + 1) + 4 + x * 3)];
+  const pixel = (x: number, y: number) => [
+    ...rows.subarray(y * (width * 3 + 1) + 1 + x * 3, y * (width * 3 + 1) + 4 + x * 3),
+  ];
   return { width, height, pixel };
 }
 

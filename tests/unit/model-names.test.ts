@@ -16,11 +16,19 @@ describe('model folder names', () => {
 
   it('reads the -N of a second run in the same minute, and the tiny model’s base', () => {
     expect(parseModelName('gpt-oss-20b_conservative_20251004_1430-3')?.sequence).toBe(3);
-    expect(parseModelName('tiny-gpt-oss_quick_test_20261125_1200')).toMatchObject({ base: 'tiny-gpt-oss', profile: 'quick_test' });
+    expect(parseModelName('tiny-gpt-oss_quick_test_20261125_1200')).toMatchObject({
+      base: 'tiny-gpt-oss',
+      profile: 'quick_test',
+    });
   });
 
-  it.each(['latest', 'archive', 'gpt-oss-20b_huge_20251004_2115', 'gpt-oss-20b_standard_20251304_2115', 'gpt-oss-20b_standard_20251004_2515', 'gpt-oss-20b_standard_2025100_2115', 'gpt-oss-20b_standard_20250231_1200'])(
-    'is not a model folder: %s',
-    (name) => expect(parseModelName(name)).toBeNull(),
-  );
+  it.each([
+    'latest',
+    'archive',
+    'gpt-oss-20b_huge_20251004_2115',
+    'gpt-oss-20b_standard_20251304_2115',
+    'gpt-oss-20b_standard_20251004_2515',
+    'gpt-oss-20b_standard_2025100_2115',
+    'gpt-oss-20b_standard_20250231_1200',
+  ])('is not a model folder: %s', (name) => expect(parseModelName(name)).toBeNull());
 });

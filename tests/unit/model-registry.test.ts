@@ -14,7 +14,11 @@ function folder(root: string, name: string, info?: string) {
 describe('the model registry', () => {
   it('lists models newest first with their facts, and which one is latest', async () => {
     const root = mkdtempSync(join(tmpdir(), 'registry-'));
-    folder(root, 'gpt-oss-20b_standard_20251004_2115', 'status: succeeded\nfinal_loss: 0.5123\nband: optimal\nlora_r: 16\n');
+    folder(
+      root,
+      'gpt-oss-20b_standard_20251004_2115',
+      'status: succeeded\nfinal_loss: 0.5123\nband: optimal\nlora_r: 16\n',
+    );
     folder(root, 'gpt-oss-20b_max_quality_20251005_0930', 'status: succeeded\nfinal_loss: 0.25\nlora_r: 32\n');
     folder(root, 'gpt-oss-20b_standard_20251004_2115-2', 'status: failed\nerror: boom\n');
     folder(root, 'gpt-oss-20b_conservative_20251006_0800', 'status: running\n');
@@ -31,7 +35,9 @@ describe('the model registry', () => {
       ['gpt-oss-20b_standard_20251004_2115', 'succeeded', 'optimal', 16, true],
     ]);
     const text = modelList(models);
-    expect(text).toContain('→ `gpt-oss-20b_standard_20251004_2115` · standard · 2025-10-04 21:15 · loss 0.512 🎯 Optimal · r=16 · latest');
+    expect(text).toContain(
+      '→ `gpt-oss-20b_standard_20251004_2115` · standard · 2025-10-04 21:15 · loss 0.512 🎯 Optimal · r=16 · latest',
+    );
     expect(text).toContain('`gpt-oss-20b_standard_20251004_2115-2` · standard · 2025-10-04 21:15 · ❌ failed');
     expect(text).not.toContain('archive');
   });

@@ -33,9 +33,18 @@ describe('publishing to the shared models folder', () => {
   it('copies the model (not its checkpoints or lock) with a SHA256SUMS that sha256sum accepts, then moves latest', async () => {
     const done = await publishModel({ localDir: local, sharedDir: shared, name: NAME, moveLatest: true });
     expect(done).toMatchObject({ name: NAME, files: 3 });
-    expect((await readdir(join(shared, NAME))).sort()).toEqual(['SHA256SUMS', 'adapter_config.json', 'adapter_model.safetensors', 'training_info.txt']);
+    expect((await readdir(join(shared, NAME))).sort()).toEqual([
+      'SHA256SUMS',
+      'adapter_config.json',
+      'adapter_model.safetensors',
+      'training_info.txt',
+    ]);
     const check = await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: join(shared, NAME) });
-    expect(check.stdout.split('\n').sort()).toEqual(['adapter_config.json: OK', 'adapter_model.safetensors: OK', 'training_info.txt: OK']);
+    expect(check.stdout.split('\n').sort()).toEqual([
+      'adapter_config.json: OK',
+      'adapter_model.safetensors: OK',
+      'training_info.txt: OK',
+    ]);
     expect(await readlink(join(shared, 'latest'))).toBe(NAME);
     expect((await readdir(shared)).filter((n) => n.startsWith('.incoming'))).toEqual([]);
     // the checkpoints stay where the run can resume
@@ -53,7 +62,9 @@ describe('publishing to the shared models folder', () => {
     await trainedFolder(shared, NAME); // another host's model
     const done = await publishModel({ localDir: local, sharedDir: shared, name: NAME, moveLatest: false });
     expect(done.name).toBe(`${NAME}-2`);
-    expect(await readFile(join(shared, `${NAME}-2`, 'training_info.txt'), 'utf8')).toMatch(new RegExp(`^model_name: ${NAME}-2$`, 'm'));
+    expect(await readFile(join(shared, `${NAME}-2`, 'training_info.txt'), 'utf8')).toMatch(
+      new RegExp(`^model_name: ${NAME}-2$`, 'm'),
+    );
     await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: join(shared, `${NAME}-2`) });
     await expect(readlink(join(shared, 'latest'))).rejects.toThrow(); // not asked to move latest
   });
@@ -67,7 +78,9 @@ describe('publishing to the shared models folder', () => {
       bytes[1000] ^= 0xff;
       await writeFile(f, bytes);
     };
-    await expect(publishModel({ localDir: local, sharedDir: shared, name: NAME, moveLatest: true, afterCopy: corrupt })).rejects.toThrow(
+    await expect(
+      publishModel({ localDir: local, sharedDir: shared, name: NAME, moveLatest: true, afterCopy: corrupt }),
+    ).rejects.toThrow(
       new PublishFailed('adapter_model.safetensors changed on its way to the shared models folder (SHA-256 differs)'),
     );
     expect((await readdir(shared)).sort()).toEqual(['latest', 'older_quick_test_20261124_0900']);

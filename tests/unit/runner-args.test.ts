@@ -3,12 +3,28 @@ import { describe, expect, it } from 'vitest';
 import { trainerArgs } from '../../gpu-runner/runner.ts';
 import { loadConfig } from '../../src/shared/config.ts';
 
-const config = loadConfig({ MODELS_DIR: '/srv/models', DATASET: '/srv/data/team.jsonl', BASE_MODEL: 'unsloth/gpt-oss-20b-unsloth-bnb-4bit', TRAINER_BACKEND: 'cuda', GPU_ID: '1' });
+const config = loadConfig({
+  MODELS_DIR: '/srv/models',
+  DATASET: '/srv/data/team.jsonl',
+  BASE_MODEL: 'unsloth/gpt-oss-20b-unsloth-bnb-4bit',
+  TRAINER_BACKEND: 'cuda',
+  GPU_ID: '1',
+});
 const who = { id: 'u1', name: '--models-dir=/tmp/evil; rm -rf /', platform: 'console' };
 
 describe('the trainer’s arguments', () => {
   it('carry the profile, the overrides and the runner’s settings, each bound to its flag', () => {
-    const args = trainerArgs(config, { profile: 'standard', r: 32, scheduler: 'cosine', requestedBy: who, origin: { platform: 'console', channelId: 'c' } }, '7');
+    const args = trainerArgs(
+      config,
+      {
+        profile: 'standard',
+        r: 32,
+        scheduler: 'cosine',
+        requestedBy: who,
+        origin: { platform: 'console', channelId: 'c' },
+      },
+      '7',
+    );
     expect(args).toEqual([
       '--profile=standard',
       '--models-dir=/srv/models',
@@ -24,7 +40,11 @@ describe('the trainer’s arguments', () => {
   });
 
   it('leave out the overrides nobody asked for', () => {
-    const args = trainerArgs(config, { profile: 'quick_test', requestedBy: who, origin: { platform: 'console', channelId: 'c' } }, '8');
+    const args = trainerArgs(
+      config,
+      { profile: 'quick_test', requestedBy: who, origin: { platform: 'console', channelId: 'c' } },
+      '8',
+    );
     expect(args.some((a) => a.startsWith('--r=') || a.startsWith('--scheduler='))).toBe(false);
   });
 });

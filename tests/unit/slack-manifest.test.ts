@@ -22,7 +22,8 @@ describe('docs/slack-manifest.yml', async () => {
   });
 
   it('asks for the scopes and events the commands use: files for the loss curves, history for /chat threads', () => {
-    for (const scope of ['commands', 'chat:write', 'files:write', 'channels:history', 'usergroups:read']) expect(file).toMatch(new RegExp(`^ {6}- ${scope}$`, 'm'));
+    for (const scope of ['commands', 'chat:write', 'files:write', 'channels:history', 'usergroups:read'])
+      expect(file).toMatch(new RegExp(`^ {6}- ${scope}$`, 'm'));
     expect(file).toMatch(/bot_events:\n {6}- message\.channels\n/);
   });
 });

@@ -5,7 +5,9 @@ import { REPO_ROOT } from '../../src/shared/config.ts';
 import { parseTrainerLine } from '../../gpu-runner/trainer-protocol.ts';
 
 const fixture = (name: string) =>
-  readFileSync(`${REPO_ROOT}gpu-runner/trainer/protocol/${name}`, 'utf8').split('\n').filter((l) => l.trim());
+  readFileSync(`${REPO_ROOT}gpu-runner/trainer/protocol/${name}`, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim());
 
 describe('trainer protocol v1', () => {
   it.each(fixture('valid.jsonl'))('accepts %s', (line) => {

@@ -9,12 +9,16 @@ const line = (word: string) => `unknown profile ${quote(word)}; choose one of qu
 
 describe("a user's word quoted back", () => {
   it('reads as typed where the platform has no markup (the console)', () => {
-    expect(renderQuotes(line('quick_test;'), (q) => q)).toBe("unknown profile 'quick_test;'; choose one of quick_test, standard");
+    expect(renderQuotes(line('quick_test;'), (q) => q)).toBe(
+      "unknown profile 'quick_test;'; choose one of quick_test, standard",
+    );
     expect(renderQuotes(line('<@everyone> *x* ~y~ |z| `w`'), (q) => q)).toContain("'<@everyone> *x* ~y~ |z| `w`'");
   });
 
   it('has its markdown escaped on Discord, so it shows as typed and not as formatting', () => {
-    expect(renderQuotes(line('**bold** _it_'), escapeMarkdown)).toBe("unknown profile '\\*\\*bold\\*\\* \\_it\\_'; choose one of quick_test, standard");
+    expect(renderQuotes(line('**bold** _it_'), escapeMarkdown)).toBe(
+      "unknown profile '\\*\\*bold\\*\\* \\_it\\_'; choose one of quick_test, standard",
+    );
   });
 
   it('is shown as code on Slack when it holds mrkdwn, its <, > and & escaped, and no mention is made of it', () => {
@@ -35,7 +39,9 @@ describe("a user's word quoted back", () => {
 
 describe("a model's text", () => {
   it('loses the characters a terminal obeys (ESC, CR, SOH, BS) and bidi overrides, and keeps lines, tabs and emoji', () => {
-    expect(safeOutput('ok\u001b[31mred\u001b[0m\r\nnext\rover\u0001\u0008\u202eevil')).toBe('ok[31mred[0m\nnext\nover' + 'evil');
+    expect(safeOutput('ok\u001b[31mred\u001b[0m\r\nnext\rover\u0001\u0008\u202eevil')).toBe(
+      'ok[31mred[0m\nnext\nover' + 'evil',
+    );
     expect(safeOutput('a\tb\nc 👨‍👩‍👧 שלום\u200f')).toBe('a\tb\nc 👨‍👩‍👧 שלום\u200f');
   });
 });

@@ -4,7 +4,8 @@
  */
 import { defineCommand, usage, type CommandContext, type Handler } from '../command-kit.ts';
 
-const mayRun = (ctx: CommandContext, h: Pick<Handler, 'permission'>) => !h.permission || ctx.bot.access.allows(h.permission, ctx.user, ctx.channelId);
+const mayRun = (ctx: CommandContext, h: Pick<Handler, 'permission'>) =>
+  !h.permission || ctx.bot.access.allows(h.permission, ctx.user, ctx.channelId);
 
 export default defineCommand({
   name: 'help',
@@ -27,7 +28,9 @@ export default defineCommand({
         if (shown.has(s.group)) continue;
         shown.add(s.group);
         const members = command.subcommands.filter((m) => m.group === s.group && mayRun(ctx, m));
-        lines.push(`\`/${command.name} <${s.group}> ${s.options.map((o) => `[${o.name}=…]`).join(' ')}\` · ${command.description}`);
+        lines.push(
+          `\`/${command.name} <${s.group}> ${s.options.map((o) => `[${o.name}=…]`).join(' ')}\` · ${command.description}`,
+        );
         for (const m of members) lines.push(`   ${m.name}: ${m.description}`);
       }
     }

@@ -10,15 +10,29 @@ import { renderLossCurves, type LossSeries } from '../loss-curve.ts';
 import type { ModelEntry } from '../../shared/model-registry.ts';
 import { lossSparklines } from '../sparkline.ts';
 
-const modelOption = (name: string, description: string) => ({ name, description, type: 'string' as const, required: true, autocomplete: 'model' as const });
+const modelOption = (name: string, description: string) => ({
+  name,
+  description,
+  type: 'string' as const,
+  required: true,
+  autocomplete: 'model' as const,
+});
 
 /**
  * Answers in the channel with the loss curves: attached as an image where the platform takes files, else drawn in
  * text below the answer, one line per curve (after its label, where `labels` gives one).
  */
-async function replyWithCurves(ctx: CommandContext, text: string, series: LossSeries[], file: { name: string; title: string }, labels?: string[]): Promise<void> {
+async function replyWithCurves(
+  ctx: CommandContext,
+  text: string,
+  series: LossSeries[],
+  file: { name: string; title: string },
+  labels?: string[],
+): Promise<void> {
   if (!ctx.surface.finish) {
-    const lines = lossSparklines(series.map((s) => s.losses)).map((line, i) => `${labels ? `${labels[i]} ` : ''}${line ?? 'no loss history (loss_history.json)'}`);
+    const lines = lossSparklines(series.map((s) => s.losses)).map(
+      (line, i) => `${labels ? `${labels[i]} ` : ''}${line ?? 'no loss history (loss_history.json)'}`,
+    );
     await ctx.reply([text, ...lines].join('\n'));
     return;
   }
@@ -49,7 +63,10 @@ export default defineCommand({
         const { models } = ctx.bot;
         const model = await models.find(String(args.name));
         const text = modelInfo(model, await models.size(model.name));
-        await replyWithCurves(ctx, text, [{ losses: await models.losses(model.name) }], { name: `loss-curve-${model.name}.png`, title: `Loss curve of ${model.name}` });
+        await replyWithCurves(ctx, text, [{ losses: await models.losses(model.name) }], {
+          name: `loss-curve-${model.name}.png`,
+          title: `Loss curve of ${model.name}`,
+        });
       },
     },
     {
@@ -61,7 +78,10 @@ export default defineCommand({
         const [a, b] = (await models.findAll([String(args.a), String(args.b)])) as [ModelEntry, ModelEntry];
         if (a.name === b.name) throw new InvalidInput(`that is ${a.name} twice; name two different models`);
         const series = await Promise.all([a, b].map(async (m) => ({ losses: await models.losses(m.name) })));
-        const file = { name: `loss-curves-${a.name}-vs-${b.name}.png`, title: `Loss curves of ${a.name} and ${b.name}` };
+        const file = {
+          name: `loss-curves-${a.name}-vs-${b.name}.png`,
+          title: `Loss curves of ${a.name} and ${b.name}`,
+        };
         await replyWithCurves(ctx, modelComparison(a, b), series, file, [`🔵 \`${a.name}\``, `🟠 \`${b.name}\``]);
       },
     },
@@ -98,7 +118,14 @@ export default defineCommand({
       name: 'restore',
       description: 'move an archived model back into the list; everyone sees who did it',
       permission: 'manage_models',
-      options: [{ name: 'name', description: 'the archived model (/models archived lists them)', type: 'string', required: true }],
+      options: [
+        {
+          name: 'name',
+          description: 'the archived model (/models archived lists them)',
+          type: 'string',
+          required: true,
+        },
+      ],
       async run(ctx, args) {
         const model = await ctx.bot.models.restore(String(args.name));
         await ctx.reply(`📤 ${ctx.user.name} restored \`${model.name}\` from archive/; /models list shows it again`);

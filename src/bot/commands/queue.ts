@@ -12,6 +12,8 @@ export default defineCommand({
       return;
     }
     const waiting = jobs.filter((j) => j.state === 'waiting').length;
-    await ctx.reply([`**Queue**: ${jobs.length - waiting} running, ${waiting} waiting`, ...jobs.map(jobStatus)].join('\n'));
+    await ctx.reply(
+      [`**Queue**: ${jobs.length - waiting} running, ${waiting} waiting`, ...jobs.map(jobStatus)].join('\n'),
+    );
   },
 });

@@ -9,10 +9,26 @@ import { GPU_CLASS_RE, HOST_NAME_RE, runnerMatches } from '../../shared/runner-r
 import { PROFILES, PROFILE_NAMES, RANK, SCHEDULERS } from '../../shared/tables.ts';
 
 const overrides: OptionSpec[] = [
-  { name: 'r', description: `LoRA rank, ${RANK.min}-${RANK.max} (default: the profile's)`, type: 'integer', min: RANK.min, max: RANK.max },
+  {
+    name: 'r',
+    description: `LoRA rank, ${RANK.min}-${RANK.max} (default: the profile's)`,
+    type: 'integer',
+    min: RANK.min,
+    max: RANK.max,
+  },
   { name: 'scheduler', description: 'learning-rate schedule', type: 'string', choices: SCHEDULERS },
-  { name: 'host', description: 'run only on this runner host (or one GPU of it: host/gpu1); /runners lists them', type: 'string', named: true },
-  { name: 'gpu', description: 'run only on this GPU class (h100, a100…); /runners lists them', type: 'string', named: true },
+  {
+    name: 'host',
+    description: 'run only on this runner host (or one GPU of it: host/gpu1); /runners lists them',
+    type: 'string',
+    named: true,
+  },
+  {
+    name: 'gpu',
+    description: 'run only on this GPU class (h100, a100…); /runners lists them',
+    type: 'string',
+    named: true,
+  },
 ];
 
 /** A runner's host name, or `host/gpuN`: checked before any lookup, never echoed raw. */
@@ -25,20 +41,32 @@ const isHostTarget = (v: string) => {
  * Where a job asked to run, checked against the runners Redis knows (live or silent): a job no runner could ever take
  * would wait forever. `live`: whether one of them is alive now.
  */
-async function targetOf(ctx: CommandContext, args: Record<string, unknown>): Promise<{ target?: TrainJobData['target']; live: boolean }> {
+async function targetOf(
+  ctx: CommandContext,
+  args: Record<string, unknown>,
+): Promise<{ target?: TrainJobData['target']; live: boolean }> {
   const host = args.host as string | undefined;
   const gpu = args.gpu as string | undefined;
   if (host === undefined && gpu === undefined) return { live: true };
-  if (host !== undefined && !isHostTarget(host)) throw new InvalidInput('host must be a runner name as /runners shows it (box, or box/gpu1)');
-  if (gpu !== undefined && !GPU_CLASS_RE.test(gpu)) throw new InvalidInput('gpu must be a GPU class as /runners shows it (h100, a100, cpu…)');
+  if (host !== undefined && !isHostTarget(host))
+    throw new InvalidInput('host must be a runner name as /runners shows it (box, or box/gpu1)');
+  if (gpu !== undefined && !GPU_CLASS_RE.test(gpu))
+    throw new InvalidInput('gpu must be a GPU class as /runners shows it (h100, a100, cpu…)');
   const target = { ...(host !== undefined && { host }), ...(gpu !== undefined && { gpu: gpu.toLowerCase() }) };
   const matching = (await ctx.bot.runners.list()).filter((r) => runnerMatches(r, target));
   if (matching.length === 0) {
-    throw new UserError(`no runner is ${[host && `on host ${host}`, gpu && `of GPU class ${gpu}`].filter(Boolean).join(' and ')}; /runners lists the runners and their classes`);
+    throw new UserError(
+      `no runner is ${[host && `on host ${host}`, gpu && `of GPU class ${gpu}`].filter(Boolean).join(' and ')}; /runners lists the runners and their classes`,
+    );
   }
   return { target, live: matching.some((r) => r.live) };
 }
-const jobOption = (required: boolean): OptionSpec => ({ name: 'job', description: 'the job id from the job card', type: 'string', required });
+const jobOption = (required: boolean): OptionSpec => ({
+  name: 'job',
+  description: 'the job id from the job card',
+  type: 'string',
+  required,
+});
 
 /** A job id is the number on its card: anything else is refused here, before Redis is asked, and not echoed back. */
 function jobId(value: unknown): string {
@@ -48,7 +76,8 @@ function jobId(value: unknown): string {
 }
 
 /** The same person: the same id on the same platform (ids of two platforms may collide). */
-const isRequester = (data: TrainJobData, ctx: CommandContext) => data.requestedBy.id === ctx.user.id && data.requestedBy.platform === ctx.user.platform;
+const isRequester = (data: TrainJobData, ctx: CommandContext) =>
+  data.requestedBy.id === ctx.user.id && data.requestedBy.platform === ctx.user.platform;
 
 async function queueTraining(profile: string, ctx: CommandContext, args: Record<string, unknown>): Promise<void> {
   const { queue, watcher } = ctx.bot;
@@ -66,7 +95,10 @@ async function queueTraining(profile: string, ctx: CommandContext, args: Record<
   // both count the same jobs, both see room, and both queue.
   const { job, position, running } = await queue.withUserLock(ctx.user, async () => {
     const pending = (await queue.pendingOf(ctx.user)).length;
-    if (pending >= max) throw new UserError(`you have ${pending} training${pending === 1 ? '' : 's'} waiting or running (the limit is ${max}); /train status lists them`);
+    if (pending >= max)
+      throw new UserError(
+        `you have ${pending} training${pending === 1 ? '' : 's'} waiting or running (the limit is ${max}); /train status lists them`,
+      );
     return queue.add(data);
   });
   const status = `${queuedLine(job.id!, position, running)}${live ? '' : ' · ⚠️ every runner it may run on is silent: it waits for one to come back'}`;
@@ -107,7 +139,9 @@ const status: Handler = {
       return;
     }
     const mine = await ctx.bot.queue.pendingOf(ctx.user);
-    await ctx.replyPrivate(mine.length ? mine.map(jobStatus).join('\n') : 'You have no jobs waiting or running; /queue shows everyone’s.');
+    await ctx.replyPrivate(
+      mine.length ? mine.map(jobStatus).join('\n') : 'You have no jobs waiting or running; /queue shows everyone’s.',
+    );
   },
 };
 
@@ -125,23 +159,34 @@ const cancel: Handler = {
   async run(ctx, args) {
     const id = jobId(args.job);
     const view = await ctx.bot.queue.view(id);
-    if (view.state !== 'waiting' && view.state !== 'active') throw new InvalidInput(`job ${id} has already ${view.state === 'completed' ? 'finished' : view.state}`);
+    if (view.state !== 'waiting' && view.state !== 'active')
+      throw new InvalidInput(`job ${id} has already ${view.state === 'completed' ? 'finished' : view.state}`);
     if (!isRequester(view.data, ctx) && !ctx.bot.access.allows('cancel_any', ctx.user, ctx.channelId)) {
-      throw new UserError(`job ${id} belongs to ${view.data.requestedBy.name}; only they (or ALLOW_CANCEL_ANY) can cancel it`);
+      throw new UserError(
+        `job ${id} belongs to ${view.data.requestedBy.name}; only they (or ALLOW_CANCEL_ANY) can cancel it`,
+      );
     }
     const earlier = await ctx.bot.queue.cancelFlag(id);
-    if (earlier) throw new InvalidInput(`job ${id} is already stopping (${earlier.by} cancelled it); its message shows when it has`);
+    if (earlier)
+      throw new InvalidInput(
+        `job ${id} is already stopping (${earlier.by} cancelled it); its message shows when it has`,
+      );
     const { queue, config } = ctx.bot;
     const { how, flag } = await queue.cancel(id, ctx.user.name);
     if (how === 'signalled') {
       await ctx.replyPrivate(`🛑 stopping job ${id}…`);
       // A runner that died holds the job until its lock lapses: then it ends here, whether or not a runner comes back.
-      void queue.settleCancel(id, flag, config.jobLockMs + 10_000).then((ended) => (ended ? markCancelled(ctx, view, flag) : undefined), () => undefined);
+      void queue.settleCancel(id, flag, config.jobLockMs + 10_000).then(
+        (ended) => (ended ? markCancelled(ctx, view, flag) : undefined),
+        () => undefined,
+      );
       return;
     }
     await markCancelled(ctx, view, flag);
     // to the one who cancelled: the channel's line without their own name
-    await ctx.replyPrivate(`🛑 job ${id} ${cancelledLine(flag, how === 'ended').replace(/^cancelled by .+? (at step|before)/, 'cancelled $1')}${how === 'ended' ? ' (no runner was running it)' : ''}`);
+    await ctx.replyPrivate(
+      `🛑 job ${id} ${cancelledLine(flag, how === 'ended').replace(/^cancelled by .+? (at step|before)/, 'cancelled $1')}${how === 'ended' ? ' (no runner was running it)' : ''}`,
+    );
   },
 };
 

@@ -10,7 +10,13 @@ const clip = (s: string, n = 100) => (s.length > n ? `${s.slice(0, n - 1)}…` :
 
 function option(o: OptionSpec) {
   const base = { name: o.name, description: clip(o.description), required: Boolean(o.required) };
-  if (o.type === 'integer') return { ...base, type: INTEGER, ...(o.min !== undefined && { min_value: o.min }), ...(o.max !== undefined && { max_value: o.max }) };
+  if (o.type === 'integer')
+    return {
+      ...base,
+      type: INTEGER,
+      ...(o.min !== undefined && { min_value: o.min }),
+      ...(o.max !== undefined && { max_value: o.max }),
+    };
   return {
     ...base,
     type: STRING,
@@ -20,12 +26,18 @@ function option(o: OptionSpec) {
 }
 
 /** Discord wants required options before optional ones; values arrive by name, so the order is free to change. */
-const options = (list: readonly OptionSpec[]) => [...list].sort((a, b) => Number(Boolean(b.required)) - Number(Boolean(a.required))).map(option);
+const options = (list: readonly OptionSpec[]) =>
+  [...list].sort((a, b) => Number(Boolean(b.required)) - Number(Boolean(a.required))).map(option);
 
 /** `/train standard` reads as typed: every profile is a subcommand of /train, with r and scheduler as its options. */
 export function applicationCommand(c: CommandSpec) {
   const opts = c.subcommands
-    ? c.subcommands.map((s) => ({ type: SUB_COMMAND, name: s.name, description: clip(s.description), options: options(s.options) }))
+    ? c.subcommands.map((s) => ({
+        type: SUB_COMMAND,
+        name: s.name,
+        description: clip(s.description),
+        options: options(s.options),
+      }))
     : options(c.options ?? []);
   return { type: 1, name: c.name, description: clip(c.description), options: opts };
 }
@@ -47,8 +59,15 @@ function normalise(x: any): { name: string; [field: string]: unknown } {
 }
 
 /** Overwrites the application's commands (in the guild, when one is set) only if they differ; says whether it did. */
-export async function registerCommands(rest: REST, applicationId: string, guildId: string | undefined, commands: CommandSpec[]): Promise<boolean> {
-  const route = guildId ? Routes.applicationGuildCommands(applicationId, guildId) : Routes.applicationCommands(applicationId);
+export async function registerCommands(
+  rest: REST,
+  applicationId: string,
+  guildId: string | undefined,
+  commands: CommandSpec[],
+): Promise<boolean> {
+  const route = guildId
+    ? Routes.applicationGuildCommands(applicationId, guildId)
+    : Routes.applicationCommands(applicationId);
   const wanted = commands.map(applicationCommand);
   const current = (await rest.get(route)) as unknown[];
   const key = (list: unknown[]) => JSON.stringify(list.map(normalise).sort((a, b) => a.name.localeCompare(b.name)));

@@ -4,7 +4,19 @@
  * keeps job messages up to date: through the interaction's webhook while its token lives (15 minutes), then through
  * the bot's own channel message.
  */
-import { Client, DiscordAPIError, escapeMarkdown, Events, GatewayIntentBits, MessageFlags, Routes, type AutocompleteInteraction, type ChatInputCommandInteraction, type Interaction, type RESTOptions } from 'discord.js';
+import {
+  Client,
+  DiscordAPIError,
+  escapeMarkdown,
+  Events,
+  GatewayIntentBits,
+  MessageFlags,
+  Routes,
+  type AutocompleteInteraction,
+  type ChatInputCommandInteraction,
+  type Interaction,
+  type RESTOptions,
+} from 'discord.js';
 import { resumeMessages, type BotServices } from '../../bot/bot.ts';
 import type { CommandContext } from '../../bot/command-kit.ts';
 import type { Attachment, ChatSurface, MessageRef } from '../../bot/surface.ts';
@@ -65,18 +77,27 @@ export class DiscordChat implements ChatSurface {
     // Requests go through Node's own fetch: discord.js's bundled undici would hand a multipart body (the loss curve)
     // to the process-wide dispatcher, which is a newer undici's once Bolt is loaded beside it, and that one fails.
     const makeRequest = ((url: string, init: RequestInit) => fetch(url, init)) as unknown as RESTOptions['makeRequest'];
-    const intents = [GatewayIntentBits.Guilds, ...(options.chatThreads ? [GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent] : [])];
+    const intents = [
+      GatewayIntentBits.Guilds,
+      ...(options.chatThreads ? [GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent] : []),
+    ];
     this.client = new Client({ intents, rest: { makeRequest, ...(options.apiBase && { api: options.apiBase }) } });
     this.client.on(Events.InteractionCreate, (i) => void this.onInteraction(i));
     // Messages straight from the gateway: a thread need not be in discord.js's cache to hold a conversation.
-    if (options.chatThreads) this.client.on('raw', (p: { t?: string; d?: unknown }) => void (p.t === 'MESSAGE_CREATE' && this.onMessage(p.d as GatewayMessage)));
+    if (options.chatThreads)
+      this.client.on(
+        'raw',
+        (p: { t?: string; d?: unknown }) => void (p.t === 'MESSAGE_CREATE' && this.onMessage(p.d as GatewayMessage)),
+      );
     this.client.on(Events.Error, (e) => log.error('client error', e));
   }
 
   async start(): Promise<void> {
     const { bot, token, applicationId, guildId } = this.options;
     this.client.rest.setToken(token);
-    const changed = await registerCommands(this.client.rest, applicationId, guildId, [...bot.commands.commands.values()]);
+    const changed = await registerCommands(this.client.rest, applicationId, guildId, [
+      ...bot.commands.commands.values(),
+    ]);
     log.info(changed ? 'registered the slash commands' : 'slash commands unchanged');
     const ready = new Promise<void>((resolve) => this.client.once(Events.ClientReady, () => resolve()));
     await this.client.login(token);
@@ -94,7 +115,9 @@ export class DiscordChat implements ChatSurface {
 
   async post(channelId: string, text: string, options: { ping?: string } = {}): Promise<MessageRef> {
     const allowed = options.ping ? { parse: [], users: [options.ping] } : { parse: [] };
-    const msg = (await this.client.rest.post(Routes.channelMessages(channelId), { body: { content: clip(text), allowed_mentions: allowed } })) as { id: string };
+    const msg = (await this.client.rest.post(Routes.channelMessages(channelId), {
+      body: { content: clip(text), allowed_mentions: allowed },
+    })) as { id: string };
     return { channelId, id: msg.id };
   }
 
@@ -103,16 +126,28 @@ export class DiscordChat implements ChatSurface {
   }
 
   finish(ref: MessageRef, text: string, file: Attachment): Promise<void> {
-    const body = { content: clip(text), allowed_mentions: { parse: [] }, attachments: [{ id: 0, filename: file.name, description: file.title }] };
+    const body = {
+      content: clip(text),
+      allowed_mentions: { parse: [] },
+      attachments: [{ id: 0, filename: file.name, description: file.title }],
+    };
     return this.send(ref, body, [{ name: file.name, data: file.data, contentType: 'image/png' }]);
   }
 
   /** Edits a message: through the interaction webhook while its token is good, else as the bot's channel message. */
-  private async send(ref: MessageRef, body: object, files?: { name: string; data: Buffer; contentType: string }[]): Promise<void> {
+  private async send(
+    ref: MessageRef,
+    body: object,
+    files?: { name: string; data: Buffer; contentType: string }[],
+  ): Promise<void> {
     const hook = this.viaWebhook.get(ref.id);
     if (hook && Date.now() - hook.createdAt < this.tokenTtlMs) {
       try {
-        await this.client.rest.patch(Routes.webhookMessage(this.options.applicationId, hook.token, ref.id), { body, files, auth: false });
+        await this.client.rest.patch(Routes.webhookMessage(this.options.applicationId, hook.token, ref.id), {
+          body,
+          files,
+          auth: false,
+        });
         return;
       } catch (e) {
         if (!(e instanceof DiscordAPIError && e.code === INVALID_WEBHOOK_TOKEN)) throw e;
@@ -144,7 +179,8 @@ export class DiscordChat implements ChatSurface {
     await i.deferReply(ephemeral ? { flags: MessageFlags.Ephemeral } : {});
     let originalUsed = false;
     const remember = (msg: { id: string; channelId: string }): MessageRef => {
-      for (const [id, hook] of this.viaWebhook) if (Date.now() - hook.createdAt > this.tokenTtlMs) this.viaWebhook.delete(id);
+      for (const [id, hook] of this.viaWebhook)
+        if (Date.now() - hook.createdAt > this.tokenTtlMs) this.viaWebhook.delete(id);
       this.viaWebhook.set(msg.id, { token: i.token, createdAt: i.createdTimestamp });
       return { channelId: msg.channelId, id: msg.id };
     };
@@ -165,7 +201,9 @@ export class DiscordChat implements ChatSurface {
         thread: {
           open: async (title: string) => {
             const ref = await ctx.reply(`🧵 ${title}`);
-            const thread = (await this.client.rest.post(Routes.threads(ref.channelId, ref.id), { body: { name: title.slice(0, 100), auto_archive_duration: 1440 } })) as { id: string };
+            const thread = (await this.client.rest.post(Routes.threads(ref.channelId, ref.id), {
+              body: { name: title.slice(0, 100), auto_archive_duration: 1440 },
+            })) as { id: string };
             return thread.id;
           },
           say: async (threadId: string, text: string) => void (await this.post(threadId, text)),
@@ -186,7 +224,7 @@ export class DiscordChat implements ChatSurface {
       },
     };
     const raw: Record<string, unknown> = {};
-    const given = sub ? i.options.data[0]?.options ?? [] : i.options.data;
+    const given = sub ? (i.options.data[0]?.options ?? []) : i.options.data;
     for (const o of given) raw[o.name] = o.value;
     await bot.commands.dispatchNamed(i.commandName, sub, raw, ctx);
   }
@@ -199,7 +237,12 @@ export class DiscordChat implements ChatSurface {
       const conversation = await bot.chats.get(this.platform, m.channel_id).catch(() => null);
       if (!conversation) return;
       const ctx: CommandContext = {
-        user: { id: m.author.id, name: m.author.global_name ?? m.author.username, platform: this.platform, roles: m.member?.roles ?? [] },
+        user: {
+          id: m.author.id,
+          name: m.author.global_name ?? m.author.username,
+          platform: this.platform,
+          roles: m.member?.roles ?? [],
+        },
         // the thread's parent channel: a rule by channel applies in its threads too (replies go to the thread)
         channelId: conversation.channelId ?? m.channel_id,
         surface: this,
@@ -215,7 +258,15 @@ export class DiscordChat implements ChatSurface {
 
   private async autocomplete(i: AutocompleteInteraction): Promise<void> {
     const typed = String(i.options.getFocused()).toLowerCase();
-    const names = ['latest', ...(await this.options.bot.models.list()).filter((m) => m.status === 'succeeded').map((m) => m.name)];
-    await i.respond(names.filter((n) => n.toLowerCase().includes(typed)).slice(0, 25).map((n) => ({ name: n, value: n })));
+    const names = [
+      'latest',
+      ...(await this.options.bot.models.list()).filter((m) => m.status === 'succeeded').map((m) => m.name),
+    ];
+    await i.respond(
+      names
+        .filter((n) => n.toLowerCase().includes(typed))
+        .slice(0, 25)
+        .map((n) => ({ name: n, value: n })),
+    );
   }
 }

@@ -31,11 +31,17 @@ const escapeEntities = (text: string) => text.replace(/&/g, '&amp;').replace(/</
  * backslash escapes; in code they are plain).
  */
 export function toMrkdwn(text: string): string {
-  const out = safeOutput(renderQuotes(
-    text,
-    (quoted) => (/[*_~]/.test(quoted) && !quoted.includes('`') ? `\`${escapeEntities(quoted)}\`` : escapeEntities(quoted)),
-    (markup) => escapeEntities(markup).replace(/&lt;@([UW][A-Z0-9]+)&gt;/g, '<@$1>').replace(/\*\*(.+?)\*\*/g, '*$1*'),
-  ));
+  const out = safeOutput(
+    renderQuotes(
+      text,
+      (quoted) =>
+        /[*_~]/.test(quoted) && !quoted.includes('`') ? `\`${escapeEntities(quoted)}\`` : escapeEntities(quoted),
+      (markup) =>
+        escapeEntities(markup)
+          .replace(/&lt;@([UW][A-Z0-9]+)&gt;/g, '<@$1>')
+          .replace(/\*\*(.+?)\*\*/g, '*$1*'),
+    ),
+  );
   return out.length > LIMITS.messageChars ? `${out.slice(0, LIMITS.messageChars - 1)}…` : out;
 }
 
@@ -70,8 +76,16 @@ export class SlackChat implements ChatSurface {
     const clientOptions = options.apiUrl ? { slackApiUrl: options.apiUrl } : {};
     this.receiver =
       options.mode === 'socket'
-        ? new SocketModeReceiver({ appToken: options.appToken, installerOptions: { clientOptions }, logLevel: LogLevel.WARN })
-        : new HTTPReceiver({ signingSecret: options.signingSecret, endpoints: '/slack/events', logLevel: LogLevel.WARN });
+        ? new SocketModeReceiver({
+            appToken: options.appToken,
+            installerOptions: { clientOptions },
+            logLevel: LogLevel.WARN,
+          })
+        : new HTTPReceiver({
+            signingSecret: options.signingSecret,
+            endpoints: '/slack/events',
+            logLevel: LogLevel.WARN,
+          });
     this.app = new App({ token: options.botToken, receiver: this.receiver, clientOptions, logLevel: LogLevel.WARN });
     for (const name of options.bot.commands.commands.keys()) {
       this.app.command(`/${name}`, async ({ command, ack, respond }) => {
@@ -83,11 +97,22 @@ export class SlackChat implements ChatSurface {
     }
     // A message in a thread that holds a /chat conversation is its next turn.
     this.app.message(async ({ message }) => {
-      const m = message as { subtype?: string; bot_id?: string; user?: string; text?: string; channel: string; thread_ts?: string };
+      const m = message as {
+        subtype?: string;
+        bot_id?: string;
+        user?: string;
+        text?: string;
+        channel: string;
+        thread_ts?: string;
+      };
       if (m.subtype || m.bot_id || !m.user || !m.thread_ts || !m.text) return;
       const threadId = `${m.channel}:${m.thread_ts}`;
       if (!(await this.options.bot.chats.get(this.platform, threadId).catch(() => null))) return;
-      const ctx = await this.context({ user_id: m.user, user_name: `<@${m.user}>`, channel_id: m.channel }, (text) => this.postIn(m.channel, m.thread_ts!, text).then(() => undefined), m.thread_ts);
+      const ctx = await this.context(
+        { user_id: m.user, user_name: `<@${m.user}>`, channel_id: m.channel },
+        (text) => this.postIn(m.channel, m.thread_ts!, text).then(() => undefined),
+        m.thread_ts,
+      );
       await this.options.bot.commands.threadTurn(ctx, threadId, fromSlackText(m.text!));
     });
     this.app.error(async (e) => log.error('bolt error', e));
@@ -114,7 +139,9 @@ export class SlackChat implements ChatSurface {
   }
 
   async post(channelId: string, text: string): Promise<MessageRef> {
-    const res = await this.app.client.chat.postMessage({ channel: channelId, text: toMrkdwn(text), unfurl_links: false }).catch(channelError);
+    const res = await this.app.client.chat
+      .postMessage({ channel: channelId, text: toMrkdwn(text), unfurl_links: false })
+      .catch(channelError);
     return { channelId, id: res.ts! };
   }
 
@@ -132,17 +159,31 @@ export class SlackChat implements ChatSurface {
 
   async finish(ref: MessageRef, text: string, file: Attachment): Promise<void> {
     await this.edit(ref, text);
-    await this.app.client.files.uploadV2({ channel_id: ref.channelId, thread_ts: ref.id, file: file.data, filename: file.name, title: file.title });
+    await this.app.client.files.uploadV2({
+      channel_id: ref.channelId,
+      thread_ts: ref.id,
+      file: file.data,
+      filename: file.name,
+      title: file.title,
+    });
   }
 
   /** `whisper` answers the caller alone, through the command's response_url: it works in channels the bot is not in. */
-  private async run(name: string, command: { user_id: string; user_name: string; channel_id: string; text: string }, whisper: (text: string) => Promise<unknown>): Promise<void> {
+  private async run(
+    name: string,
+    command: { user_id: string; user_name: string; channel_id: string; text: string },
+    whisper: (text: string) => Promise<unknown>,
+  ): Promise<void> {
     const ctx = await this.context(command, whisper);
     await this.options.bot.commands.dispatchText(name, fromSlackText(command.text ?? ''), ctx);
   }
 
   /** A command's context; in a thread (`threadTs`), replies go into the thread. */
-  private async context(who: { user_id: string; user_name: string; channel_id: string }, whisper: (text: string) => Promise<unknown>, threadTs?: string): Promise<CommandContext> {
+  private async context(
+    who: { user_id: string; user_name: string; channel_id: string },
+    whisper: (text: string) => Promise<unknown>,
+    threadTs?: string,
+  ): Promise<CommandContext> {
     const channel = who.channel_id;
     return {
       user: { id: who.user_id, name: who.user_name, platform: this.platform, roles: await this.groupsOf(who.user_id) },
@@ -162,7 +203,9 @@ export class SlackChat implements ChatSurface {
 
   /** A message in a thread; its ref edits it like any other (chat.update takes the channel and its ts). */
   private async postIn(channel: string, threadTs: string, text: string): Promise<MessageRef> {
-    const res = await this.app.client.chat.postMessage({ channel, thread_ts: threadTs, text: toMrkdwn(text), unfurl_links: false }).catch(channelError);
+    const res = await this.app.client.chat
+      .postMessage({ channel, thread_ts: threadTs, text: toMrkdwn(text), unfurl_links: false })
+      .catch(channelError);
     return { channelId: channel, id: res.ts! };
   }
 
