@@ -9,8 +9,7 @@
 import { startApp, type App } from './app.ts';
 import { resumeMessages } from './bot/bot.ts';
 import { ConsoleChat } from './platforms/console.ts';
-import { DiscordChat } from './platforms/discord/index.ts';
-import { SlackChat } from './platforms/slack/index.ts';
+import { startPlatforms } from './platforms/index.ts';
 import { loadConfigForCli, type Config } from './shared/config.ts';
 import { logger } from './shared/log.ts';
 import { EmbeddedRedisError } from './shared/redis.ts';
@@ -18,26 +17,11 @@ import { EmbeddedRedisError } from './shared/redis.ts';
 const log = logger('main');
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
-interface Platform {
-  readonly platform: string;
-  stop(): Promise<void>;
-}
-
 async function main(): Promise<number> {
   const config = loadConfigForCli('warn');
   if (!config) return 2;
   const app = await startApp(config);
-  const platforms: Platform[] = [];
-  if (config.discord) {
-    const discord = new DiscordChat({ bot: app.bot, ...config.discord });
-    await discord.start();
-    platforms.push(discord);
-  }
-  if (config.slack) {
-    const slack = new SlackChat({ bot: app.bot, ...config.slack });
-    await slack.start();
-    platforms.push(slack);
-  }
+  const platforms = await startPlatforms(app.bot, config);
   if (platforms.length === 0) return runConsole(config, app);
 
   log.info(`serving ${platforms.map((p) => p.platform).join(' and ')}`);

@@ -30,6 +30,14 @@ export interface ChatSurface {
   finish?(ref: MessageRef, text: string, file: Attachment): Promise<void>;
 }
 
+/** A platform the bot serves in the background (Discord, Slack): started once its settings are read, stopped on exit. */
+export interface ChatPlatform extends ChatSurface {
+  /** Connects and registers what the platform needs (commands, event handlers); resolves once it listens. */
+  start(): Promise<void>;
+  /** Stops listening; what is queued stays in Redis for the next start. */
+  stop(): Promise<void>;
+}
+
 export interface Attachment {
   name: string;
   data: Buffer;

@@ -19,7 +19,7 @@ import {
 } from 'discord.js';
 import { resumeMessages, type BotServices } from '../../bot/bot.ts';
 import type { CommandContext } from '../../bot/command-kit.ts';
-import type { Attachment, ChatSurface, MessageRef } from '../../bot/surface.ts';
+import type { Attachment, ChatPlatform, MessageRef } from '../../bot/surface.ts';
 import { logger } from '../../shared/log.ts';
 import { PLATFORM_LIMITS } from '../limits.ts';
 import { renderQuotes, safeOutput } from '../../bot/user-text.ts';
@@ -63,7 +63,7 @@ const clip = (core: string) => {
   return text.length > LIMITS.messageChars ? `${text.slice(0, LIMITS.messageChars - 1)}…` : text;
 };
 
-export class DiscordChat implements ChatSurface {
+export class DiscordChat implements ChatPlatform {
   readonly platform = 'discord';
   readonly editIntervalMs = LIMITS.editIntervalMs;
   readonly minEditIntervalMs = LIMITS.minEditIntervalMs;

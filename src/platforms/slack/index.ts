@@ -7,7 +7,7 @@
 import { App, HTTPReceiver, LogLevel, SocketModeReceiver } from '@slack/bolt';
 import { resumeMessages, type BotServices } from '../../bot/bot.ts';
 import type { CommandContext } from '../../bot/command-kit.ts';
-import type { Attachment, ChatSurface, MessageRef } from '../../bot/surface.ts';
+import type { Attachment, ChatPlatform, MessageRef } from '../../bot/surface.ts';
 import { UserError } from '../../shared/errors.ts';
 import { logger } from '../../shared/log.ts';
 import { PLATFORM_LIMITS } from '../limits.ts';
@@ -62,7 +62,7 @@ function channelError(e: unknown): never {
   throw e;
 }
 
-export class SlackChat implements ChatSurface {
+export class SlackChat implements ChatPlatform {
   readonly platform = 'slack';
   readonly editIntervalMs = LIMITS.editIntervalMs;
   readonly minEditIntervalMs = LIMITS.minEditIntervalMs;
