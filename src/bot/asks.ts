@@ -128,7 +128,10 @@ export class Asks {
     );
   }
 
-  /** Grows `ref` with the answer as it streams; resolves with the answer (null if the ask failed). */
+  /**
+   * Grows `ref` with the answer as it streams; resolves with the answer (null if the ask failed). An ask followed
+   * already keeps its first message (every ask has a new id; a restarted bot skips the ones it follows).
+   */
   async follow(
     jobId: string,
     surface: ChatSurface,

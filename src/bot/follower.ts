@@ -71,7 +71,11 @@ export class Follower<Entry, Outcome> {
     const { removed } = work;
     if (removed) {
       this.events.on('removed', ({ jobId }) => {
-        if (this.followed.has(jobId)) void removed.call(work, jobId).then((o) => this.end(jobId, o));
+        if (!this.followed.has(jobId)) return;
+        void removed.call(work, jobId).then(
+          (o) => this.end(jobId, o),
+          (e: Error) => log.warn(`${work.kind} ${jobId} was removed, and how it ended is unknown`, e),
+        );
       });
     }
     this.events.on(
@@ -131,14 +135,21 @@ export class Follower<Entry, Outcome> {
     if (ended !== undefined) await this.end(jobId, ended);
   }
 
+  /** The end, once: the last edit, the mark that it was made, the announcement; the follow settles whatever fails. */
+
   private async end(jobId: string, outcome: Outcome): Promise<void> {
     const f = this.followed.get(jobId);
     if (!f) return;
     this.followed.delete(jobId);
-    await this.work.finish(jobId, f.entry, outcome);
-    // Shown: a bot process that starts later leaves this message alone. A crash before this shows it again.
-    await this.unfinished.finished(jobId);
-    await this.work.announce?.(jobId, f.entry, outcome);
-    f.settle(outcome);
+    try {
+      await this.work.finish(jobId, f.entry, outcome);
+      // Shown: a bot process that starts later leaves this message alone. A crash before this shows it again.
+      await this.unfinished.finished(jobId);
+      await this.work.announce?.(jobId, f.entry, outcome);
+    } catch (e) {
+      log.warn(`the end of ${this.work.kind} ${jobId}`, e);
+    } finally {
+      f.settle(outcome);
+    }
   }
 }

@@ -61,7 +61,8 @@ export class JobWatcher {
       },
       failed: (_jobId, reason) => ({ state: /^cancelled/.test(reason) ? 'cancelled' : 'failed', reason }),
       removed: async (jobId) => {
-        const flag = await this.queue.cancelFlag(jobId);
+        // removed from the queue: it was cancelled, whether or not Redis still says by whom
+        const flag = await this.queue.cancelFlag(jobId).catch(() => null);
         return { state: 'cancelled', reason: flag ? cancelledLine(flag) : 'cancelled before it started' };
       },
       catchUp: (jobId, entry) => this.catchUp(jobId, entry),
@@ -143,7 +144,8 @@ export class JobWatcher {
       if (view.state === 'completed' && view.result) return { state: 'completed', result: view.result };
       if (view.state === 'failed' || view.state === 'cancelled')
         return { state: view.state, reason: view.failedReason ?? 'failed' };
-      if (view.progress) show(jobId, entry, view.progress);
+      // the job may have ended while its view was read: no notice after the last edit
+      if (view.progress && this.follower.has(jobId)) show(jobId, entry, view.progress);
       return undefined;
     } catch (e) {
       const flag = await this.queue.cancelFlag(jobId).catch(() => null);

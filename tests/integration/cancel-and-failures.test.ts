@@ -6,8 +6,11 @@ import { REPO_ROOT } from '../../src/shared/config.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 import { alive, commandLines } from '../helpers/processes.ts';
 
-const trainersOfJob = (id: string) =>
-  commandLines().filter((l) => l.includes('train.py') && l.includes(`--job-id=${id} `));
+/** This test's trainers of job `id` (by its models folder: another suite on the machine has jobs of that id too). */
+const trainersOfJob = (id: string, modelsDir: string) =>
+  commandLines().filter(
+    (l) => l.includes('train.py') && l.includes(`--models-dir=${modelsDir} `) && l.includes(`--job-id=${id} `),
+  );
 
 function modelsWithKeptLatest(dir: string): void {
   mkdirSync(join(dir, 'tiny-gpt-oss_quick_test_20250101_0000'));
@@ -31,7 +34,7 @@ describe('cancel', () => {
     h.type('/train standard');
     const first = await h.waitFor(/^⏳ job \d+ \[.*\] [1-9]\d*\/200/, 120_000);
     const id = /job (\d+)/.exec(first)![1]!;
-    expect(trainersOfJob(id).length).toBeGreaterThan(0);
+    expect(trainersOfJob(id, h.modelsDir).length).toBeGreaterThan(0);
     // the bundled sample is smaller than standard asks for: the channel is told, once
     await h.waitFor(
       new RegExp(
@@ -53,7 +56,7 @@ describe('cancel', () => {
     await h.waitFor(new RegExp(`^🛑 stopping job ${id}…$`));
     await h.waitFor(new RegExp(`^🛑 job ${id} cancelled by ada at step \\d+$`), 30_000);
 
-    expect(trainersOfJob(id)).toEqual([]);
+    expect(trainersOfJob(id, h.modelsDir)).toEqual([]);
     expect(readlinkSync(join(h.modelsDir, 'latest'))).toBe('tiny-gpt-oss_quick_test_20250101_0000');
     const folder = readdirSync(h.modelsDir).find((f) => f.startsWith('tiny-gpt-oss_standard_'))!;
     expect(readFileSync(join(h.modelsDir, folder, 'training_info.txt'), 'utf8')).toMatch(/^status: cancelled$/m);
