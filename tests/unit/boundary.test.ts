@@ -20,14 +20,17 @@ function files(dir: string): string[] {
 }
 
 const CODE = [...files('src'), ...files('gpu-runner')];
-const SDK = /^(discord\.js|@slack\/bolt|@slack\/web-api)$/;
+/** Discord's and Slack's packages, whichever of them: discord.js, @discordjs/*, @slack/*. */
+const SDK = /^(discord\.js$|@discordjs\/|@slack\/)/;
 
 /** Every module a file imports (types too: a circle of types is still a circle to a reader), resolved to repo paths. */
 function imports(file: string): { ours: string[]; packages: string[] } {
   const text = readFileSync(join(REPO_ROOT, file), 'utf8');
   const specs = [
-    ...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g),
-  ].map((m) => m[1] ?? m[2]!);
+    ...text.matchAll(
+      /(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s*['"]([^'"]+)['"]/g,
+    ),
+  ].map((m) => m[1] ?? m[2] ?? m[3]!);
   const ours = specs.filter((s) => s.startsWith('.')).map((s) => normalize(join(dirname(file), s)));
   return { ours, packages: specs.filter((s) => !s.startsWith('.')) };
 }
