@@ -1,3 +1,4 @@
+/** The newest state, sent one at a time: progress to the queue, heartbeats to the fleet. */
 import { logger } from '../src/shared/log.ts';
 
 const log = logger('runner');
@@ -13,7 +14,7 @@ export function latestOnly(send: () => Promise<void>): { push(): void; flush(): 
   const loop = async () => {
     do {
       again = false;
-      await send().catch((e: Error) => log.debug(`progress not reported (Redis?): ${e.message}`));
+      await send().catch((e: Error) => log.debug(`an update not sent (Redis?): ${e.message}`));
     } while (again);
     running = null;
   };
