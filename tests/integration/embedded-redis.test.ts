@@ -148,6 +148,9 @@ function bot(redisDir: string, modelsDir: string) {
     extendEnv: true,
     reject: false,
     stdin: 'pipe',
+    // A SIGTERM here is the test: execa's default SIGKILL 5 s later would cut short a shutdown that runs slow on a
+    // loaded machine, and the test would see a killed bot instead of its exit code.
+    forceKillAfterDelay: false,
   });
   cleanups.push(async () => {
     if (child.exitCode === null) child.kill('SIGKILL');
